@@ -1,0 +1,315 @@
+package openflow
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/contiv/libOpenflow/openflow13"
+	"github.com/sirupsen/logrus"
+	"github.com/wenyingd/ofnet/ofctrl"
+	"k8s.io/klog/v2"
+)
+
+// DefaultConnectTimeout is how long Initialize waits for the first
+// connection to the bridge.
+const DefaultConnectTimeout = 30 * time.Second
+
+// OFClient is the Client that talks OpenFlow 1.3 to a real bridge through its
+// management socket (<OVS run dir>/<bridge>.mgmt). It keeps the flows it
+// installed in memory, sends only differences, and replays everything after
+// a reconnect (ovs-vswitchd restarted and lost its flows).
+type OFClient struct {
+	bridge     string
+	sock       string
+	virtualMAC net.HardwareAddr
+	// ConnectTimeout bounds Initialize's wait for the first connection.
+	ConnectTimeout time.Duration
+
+	// swMu guards sw alone, so that ofnet's callbacks never wait for a
+	// bundle in flight.
+	swMu sync.Mutex
+	sw   *ofctrl.OFSwitch
+
+	// mu serializes bundles and guards the state below.
+	mu          sync.Mutex
+	pipe        pipeline
+	initialized bool
+	// nodeFlows holds, per remote Node, the gateway IPs whose responder
+	// flows are installed, keyed by the IP's string form.
+	nodeFlows map[string]map[string]net.IP
+
+	startOnce    sync.Once
+	cancel       context.CancelFunc
+	done         chan struct{}
+	disconnected chan struct{}
+}
+
+var _ Client = (*OFClient)(nil)
+
+// NewOFClient returns a client for bridge, reached at the management socket
+// sock, answering ARP with virtualMAC. It does not connect until Initialize.
+func NewOFClient(bridge, sock string, virtualMAC net.HardwareAddr) *OFClient {
+	// ofnet and libOpenflow log every connection step through logrus at
+	// info level; keep their warnings and errors only.
+	logrus.SetLevel(logrus.WarnLevel)
+	return &OFClient{
+		bridge:         bridge,
+		sock:           sock,
+		virtualMAC:     virtualMAC,
+		ConnectTimeout: DefaultConnectTimeout,
+		nodeFlows:      map[string]map[string]net.IP{},
+		done:           make(chan struct{}),
+		disconnected:   make(chan struct{}, 1),
+	}
+}
+
+// Initialize connects (once) and installs the base flows of round.
+func (c *OFClient) Initialize(round uint16) error {
+	c.startOnce.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		c.cancel = cancel
+		go c.run(ctx)
+	})
+	if err := c.waitConnected(c.ConnectTimeout); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pipe = pipeline{round: round, virtualMAC: c.virtualMAC}
+	if err := c.sendBundle(c.pipe.baseFlows()); err != nil {
+		return fmt.Errorf("install base flows on bridge %s: %w", c.bridge, err)
+	}
+	c.initialized = true
+	klog.InfoS("Installed base flows", "bridge", c.bridge, "round", round)
+	return nil
+}
+
+// InstallNodeFlows implements Client.
+func (c *OFClient) InstallNodeFlows(nodeName string, gateways []net.IP) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	want := map[string]net.IP{}
+	for _, gw := range gateways {
+		if gw4 := gw.To4(); gw4 != nil {
+			want[gw4.String()] = gw4
+		}
+	}
+	have := c.nodeFlows[nodeName]
+	var mods []*openflow13.FlowMod
+	for _, key := range sortedKeys(want) {
+		if _, ok := have[key]; ok {
+			continue
+		}
+		fm, err := c.pipe.arpResponderFlow(want[key])
+		if err != nil {
+			return fmt.Errorf("build ARP responder flow for node %s: %w", nodeName, err)
+		}
+		mods = append(mods, fm)
+	}
+	for _, key := range sortedKeys(have) {
+		if _, ok := want[key]; !ok {
+			mods = append(mods, deleteArpResponderFlow(have[key]))
+		}
+	}
+	if len(mods) == 0 {
+		return nil
+	}
+	if err := c.sendBundle(mods); err != nil {
+		return fmt.Errorf("install ARP responder flows for node %s: %w", nodeName, err)
+	}
+	if len(want) == 0 {
+		delete(c.nodeFlows, nodeName)
+	} else {
+		c.nodeFlows[nodeName] = want
+	}
+	return nil
+}
+
+// UninstallNodeFlows implements Client.
+func (c *OFClient) UninstallNodeFlows(nodeName string) error {
+	return c.InstallNodeFlows(nodeName, nil)
+}
+
+// DeleteStaleFlows implements Client: one bundle of cookie-masked deletes in
+// the agent's tables that select every round but the current one (and but
+// 0, the cookie of flows added by hand).
+func (c *OFClient) DeleteStaleFlows() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var mods []*openflow13.FlowMod
+	for _, table := range []uint8{ClassifierTable, ArpResponderTable} {
+		for _, p := range staleRoundPatterns(c.pipe.round) {
+			value, mask := p.cookie()
+			mods = append(mods, deleteByCookie(table, value, mask))
+		}
+	}
+	if err := c.sendBundle(mods); err != nil {
+		return fmt.Errorf("delete flows of earlier rounds on bridge %s: %w", c.bridge, err)
+	}
+	return nil
+}
+
+// Disconnect implements Client.
+func (c *OFClient) Disconnect() {
+	if c.cancel == nil {
+		return
+	}
+	c.cancel()
+	<-c.done
+}
+
+// run keeps the connection up until ctx ends, replaying the flows after
+// every reconnect.
+func (c *OFClient) run(ctx context.Context) {
+	defer close(c.done)
+	ctrlID := uint16(rand.Uint32())
+	delay := minReconnectDelay
+	app := &switchEvents{client: c}
+	for {
+		err := dialSwitch(ctx, c.sock, app, ctrlID)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			logDialFailure(c.sock, err, delay)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return
+			}
+			delay = backoff(delay)
+			continue
+		}
+		delay = minReconnectDelay
+		klog.InfoS("Connected to OpenFlow switch", "bridge", c.bridge, "socket", c.sock)
+		c.replay()
+
+		select {
+		case <-c.disconnected:
+			klog.InfoS("Lost OpenFlow connection, reconnecting", "bridge", c.bridge)
+		case <-ctx.Done():
+			if sw := c.currentSwitch(); sw != nil {
+				sw.Disconnect()
+			}
+			return
+		}
+	}
+}
+
+// replay re-installs every flow after a reconnect. A freshly started
+// ovs-vswitchd has an empty table; one that merely dropped the connection
+// keeps its flows, and re-adding identical flows changes nothing.
+func (c *OFClient) replay() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.initialized {
+		return // Initialize installs the base flows itself.
+	}
+	mods := c.pipe.baseFlows()
+	for _, node := range sortedKeys(c.nodeFlows) {
+		for _, key := range sortedKeys(c.nodeFlows[node]) {
+			fm, err := c.pipe.arpResponderFlow(c.nodeFlows[node][key])
+			if err != nil {
+				klog.ErrorS(err, "Cannot rebuild flow for replay", "node", node)
+				continue
+			}
+			mods = append(mods, fm)
+		}
+	}
+	start := time.Now()
+	if err := c.sendBundle(mods); err != nil {
+		klog.ErrorS(err, "Replaying flows after reconnect failed", "bridge", c.bridge)
+		return
+	}
+	klog.InfoS("Replayed flows after reconnect", "bridge", c.bridge, "flows", len(mods), "duration", time.Since(start))
+}
+
+// sendBundle sends mods as one atomic bundle. Callers hold c.mu.
+func (c *OFClient) sendBundle(mods []*openflow13.FlowMod) error {
+	sw := c.currentSwitch()
+	if sw == nil {
+		return fmt.Errorf("not connected to bridge %s at %s", c.bridge, c.sock)
+	}
+	tx := sw.NewTransaction(ofctrl.Atomic)
+	if err := tx.Begin(); err != nil {
+		return fmt.Errorf("open bundle: %w", err)
+	}
+	for _, fm := range mods {
+		if err := tx.AddFlow(fm); err != nil {
+			return fmt.Errorf("add flow to bundle: %w", err)
+		}
+	}
+	added, err := tx.Complete()
+	if err != nil {
+		return fmt.Errorf("close bundle: %w", err)
+	}
+	if added != len(mods) {
+		if err := tx.Abort(); err != nil {
+			klog.ErrorS(err, "Discarding a failed bundle failed", "bridge", c.bridge)
+		}
+		return fmt.Errorf("switch refused %d of %d flow messages in the bundle", len(mods)-added, len(mods))
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit bundle: %w", err)
+	}
+	return nil
+}
+
+func (c *OFClient) currentSwitch() *ofctrl.OFSwitch {
+	c.swMu.Lock()
+	defer c.swMu.Unlock()
+	return c.sw
+}
+
+func (c *OFClient) waitConnected(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for c.currentSwitch() == nil {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no OpenFlow connection to bridge %s at %s after %s (is ovs-vswitchd running and the bridge created?)", c.bridge, c.sock, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+// switchEvents receives ofnet's callbacks. They run on ofnet's goroutines,
+// so they only record the switch and never block.
+type switchEvents struct {
+	client *OFClient
+}
+
+func (e *switchEvents) SwitchConnected(sw *ofctrl.OFSwitch) {
+	e.client.swMu.Lock()
+	e.client.sw = sw
+	e.client.swMu.Unlock()
+}
+
+func (e *switchEvents) SwitchDisconnected(sw *ofctrl.OFSwitch) {
+	e.client.swMu.Lock()
+	if e.client.sw == sw {
+		e.client.sw = nil
+	}
+	e.client.swMu.Unlock()
+	select {
+	case e.client.disconnected <- struct{}{}:
+	default:
+	}
+}
+
+func (e *switchEvents) PacketRcvd(*ofctrl.OFSwitch, *ofctrl.PacketIn) {}
+
+func (e *switchEvents) MultipartReply(*ofctrl.OFSwitch, *openflow13.MultipartReply) {}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,92 @@
+package openflow
+
+import (
+	"net"
+	"sort"
+	"sync"
+)
+
+// Fake is an in-memory Client for unit tests. It records the flows a real
+// bridge would hold, per remote Node, and can be told to fail.
+type Fake struct {
+	mu sync.Mutex
+	// Round is the round of the last Initialize.
+	Round uint16
+	// StaleDeleted counts DeleteStaleFlows calls.
+	StaleDeleted int
+	// Err, when set, is returned by every call that changes flows.
+	Err   error
+	nodes map[string][]string
+}
+
+var _ Client = (*Fake)(nil)
+
+// NewFake returns an empty Fake.
+func NewFake() *Fake {
+	return &Fake{nodes: map[string][]string{}}
+}
+
+func (f *Fake) Initialize(round uint16) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Err != nil {
+		return f.Err
+	}
+	f.Round = round
+	return nil
+}
+
+func (f *Fake) InstallNodeFlows(nodeName string, gateways []net.IP) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Err != nil {
+		return f.Err
+	}
+	var gws []string
+	for _, gw := range gateways {
+		if gw.To4() != nil {
+			gws = append(gws, gw.String())
+		}
+	}
+	sort.Strings(gws)
+	if len(gws) == 0 {
+		delete(f.nodes, nodeName)
+	} else {
+		f.nodes[nodeName] = gws
+	}
+	return nil
+}
+
+func (f *Fake) UninstallNodeFlows(nodeName string) error {
+	return f.InstallNodeFlows(nodeName, nil)
+}
+
+func (f *Fake) DeleteStaleFlows() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Err != nil {
+		return f.Err
+	}
+	f.StaleDeleted++
+	return nil
+}
+
+func (f *Fake) Disconnect() {}
+
+// NodeFlows returns, per remote Node, the gateway IPs answered, sorted.
+func (f *Fake) NodeFlows() map[string][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string][]string, len(f.nodes))
+	for n, gws := range f.nodes {
+		out[n] = append([]string(nil), gws...)
+	}
+	return out
+}
+
+// SetErr makes every later call fail with err (nil to stop failing).
+func (f *Fake) SetErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Err = err
+}
