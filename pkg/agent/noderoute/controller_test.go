@@ -1,0 +1,291 @@
+package noderoute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"sort"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/noderoute/noderoute/pkg/ovs/openflow"
+	"github.com/noderoute/noderoute/pkg/route"
+)
+
+const localNode = "worker1"
+
+type testEnv struct {
+	client kubernetes.Interface
+	flows  *openflow.Fake
+	routes *route.Fake
+	ctrl   *Controller
+}
+
+func node(name string, cidrs ...string) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: cidrs}}
+}
+
+// seedNodes are the three Nodes of the seed's cluster.
+func seedNodes() []*corev1.Node {
+	return []*corev1.Node{
+		node("master", "10.222.0.0/24"),
+		node("worker1", "10.222.1.0/24"),
+		node("worker2", "10.222.2.0/24"),
+	}
+}
+
+// start runs a controller for worker1 over the given Nodes and kernel routes,
+// and waits for its first full sync.
+func start(t *testing.T, nodes []*corev1.Node, kernel ...route.Route) *testEnv {
+	t.Helper()
+	var objs []runtime.Object
+	for _, n := range nodes {
+		objs = append(objs, n)
+	}
+	env := &testEnv{
+		client: fake.NewSimpleClientset(objs...),
+		flows:  openflow.NewFake(),
+		routes: route.NewFake(kernel...),
+	}
+	factory := informers.NewSharedInformerFactory(env.client, 0)
+	ctrl, err := NewController(localNode, factory.Core().V1().Nodes(), env.flows, env.routes, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.ctrl = ctrl
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	factory.Start(ctx.Done())
+	go func() {
+		defer close(done)
+		if err := ctrl.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	select {
+	case <-ctrl.FullSyncDone():
+	case <-time.After(10 * time.Second):
+		t.Fatal("first full sync not done after 10s")
+	}
+	return env
+}
+
+// state renders the fakes as "node:gateway" flows and "dst via gw" routes.
+func (e *testEnv) state() (flows, routes []string) {
+	for n, gws := range e.flows.NodeFlows() {
+		for _, gw := range gws {
+			flows = append(flows, n+":"+gw)
+		}
+	}
+	sort.Strings(flows)
+	for _, r := range e.routes.Routes() {
+		routes = append(routes, r.Dst.String()+" via "+r.Gateway.String())
+	}
+	return flows, routes
+}
+
+// eventually waits until the fakes hold exactly the flows and routes given.
+func (e *testEnv) eventually(t *testing.T, wantFlows, wantRoutes []string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		flows, routes := e.state()
+		if reflect.DeepEqual(flows, wantFlows) && reflect.DeepEqual(routes, wantRoutes) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("data plane did not converge\n flows:  %v\n want:   %v\n routes: %v\n want:   %v", flows, wantFlows, routes, wantRoutes)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func mustCIDR(s string) *net.IPNet {
+	_, n, err := net.ParseCIDR(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+var ctx = context.Background()
+
+func TestSeedClusterFromWorker1(t *testing.T) {
+	env := start(t, seedNodes())
+	env.eventually(t,
+		[]string{"master:10.222.0.1", "worker2:10.222.2.1"},
+		[]string{"10.222.0.0/24 via 10.222.0.1", "10.222.2.0/24 via 10.222.2.1"})
+	if env.flows.StaleDeleted != 1 {
+		t.Errorf("DeleteStaleFlows called %d times after the first sync, want 1", env.flows.StaleDeleted)
+	}
+}
+
+func TestNodeAddUpdateDelete(t *testing.T) {
+	env := start(t, seedNodes())
+	nodes := env.client.CoreV1().Nodes()
+
+	if _, err := nodes.Create(ctx, node("worker3", "10.222.3.0/24"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.eventually(t,
+		[]string{"master:10.222.0.1", "worker2:10.222.2.1", "worker3:10.222.3.1"},
+		[]string{"10.222.0.0/24 via 10.222.0.1", "10.222.2.0/24 via 10.222.2.1", "10.222.3.0/24 via 10.222.3.1"})
+
+	// podCIDR change: the old route and flow go, the new ones come.
+	if _, err := nodes.Update(ctx, node("worker3", "10.222.9.0/24"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.eventually(t,
+		[]string{"master:10.222.0.1", "worker2:10.222.2.1", "worker3:10.222.9.1"},
+		[]string{"10.222.0.0/24 via 10.222.0.1", "10.222.2.0/24 via 10.222.2.1", "10.222.9.0/24 via 10.222.9.1"})
+
+	if err := nodes.Delete(ctx, "worker3", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes.Delete(ctx, "master", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.eventually(t, []string{"worker2:10.222.2.1"}, []string{"10.222.2.0/24 via 10.222.2.1"})
+}
+
+// A delete whose final state the informer missed arrives as a tombstone.
+func TestDeleteTombstone(t *testing.T) {
+	env := start(t, seedNodes())
+	env.eventually(t,
+		[]string{"master:10.222.0.1", "worker2:10.222.2.1"},
+		[]string{"10.222.0.0/24 via 10.222.0.1", "10.222.2.0/24 via 10.222.2.1"})
+	// Remove the Node behind the informer's back, then hand the
+	// controller the tombstone the informer would deliver.
+	if err := env.client.CoreV1().Nodes().Delete(ctx, "master", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.ctrl.enqueue(cache.DeletedFinalStateUnknown{Key: "master", Obj: node("master", "10.222.0.0/24")})
+	env.eventually(t, []string{"worker2:10.222.2.1"}, []string{"10.222.2.0/24 via 10.222.2.1"})
+}
+
+func TestOwnNodeNoCIDRAndBadCIDR(t *testing.T) {
+	env := start(t, []*corev1.Node{
+		node("worker1", "10.222.1.0/24"),
+		node("pending"),                           // no podCIDR yet: wait
+		node("broken", "not-a-cidr"),              // skipped, others unaffected
+		node("huge", "0.0.0.0/0"),                 // would hijack everything
+		node("tiny", "10.50.0.1/32"),              // no room for a gateway
+		node("worker2", "10.222.2.0/24", "bogus"), // the good CIDR still counts
+	})
+	env.eventually(t, []string{"worker2:10.222.2.1"}, []string{"10.222.2.0/24 via 10.222.2.1"})
+
+	// The pending Node gets its CIDR later.
+	if _, err := env.client.CoreV1().Nodes().Update(ctx, node("pending", "10.222.5.0/24"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.eventually(t,
+		[]string{"pending:10.222.5.1", "worker2:10.222.2.1"},
+		[]string{"10.222.2.0/24 via 10.222.2.1", "10.222.5.0/24 via 10.222.5.1"})
+}
+
+func TestDualStackNodeGetsRoutesOfBothFamilies(t *testing.T) {
+	env := start(t, []*corev1.Node{
+		node("worker1", "10.222.1.0/24", "fd00:10:222:1::/64"),
+		node("worker2", "10.222.2.0/24", "fd00:10:222:2::/64"),
+	})
+	// The OpenFlow fake, like the real client for now, answers IPv4 only.
+	env.eventually(t,
+		[]string{"worker2:10.222.2.1"},
+		[]string{"10.222.2.0/24 via 10.222.2.1", "fd00:10:222:2::/64 via fd00:10:222:2::1"})
+}
+
+func TestOverlappingCIDRs(t *testing.T) {
+	env := start(t, []*corev1.Node{
+		node("worker1", "10.222.1.0/24"),
+		node("evil", "10.222.0.0/16"),   // overlaps our own CIDR: refused
+		node("a-first", "10.50.0.0/24"), // holds 10.50.0.0/24
+		node("b-later", "10.50.0.0/25"), // overlaps a-first: waits
+	})
+	env.eventually(t, []string{"a-first:10.50.0.1"}, []string{"10.50.0.0/24 via 10.50.0.1"})
+
+	// When the holder lets go, the waiting Node gets its CIDR.
+	if err := env.client.CoreV1().Nodes().Delete(ctx, "a-first", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.eventually(t, []string{"b-later:10.50.0.1"}, []string{"10.50.0.0/25 via 10.50.0.1"})
+}
+
+// Routes of ours that no Node wants (left by an earlier run) are removed at
+// start; wanted ones already there are kept without a netlink call.
+func TestStartRemovesUnwantedRoutesAndKeepsWanted(t *testing.T) {
+	env := start(t, seedNodes(),
+		route.Route{Dst: mustCIDR("10.222.7.0/24"), Gateway: net.ParseIP("10.222.7.1")},
+		route.Route{Dst: mustCIDR("10.222.2.0/24"), Gateway: net.ParseIP("10.222.2.1")},
+	)
+	env.eventually(t,
+		[]string{"master:10.222.0.1", "worker2:10.222.2.1"},
+		[]string{"10.222.0.0/24 via 10.222.0.1", "10.222.2.0/24 via 10.222.2.1"})
+	if calls := env.routes.Calls(); calls.Ensure != 1 {
+		t.Errorf("EnsureRoute called %d times, want 1 (only master's route was missing)", calls.Ensure)
+	}
+}
+
+// A route deleted by hand is put back by the periodic reconciliation.
+func TestReconcileRestoresDeletedRoute(t *testing.T) {
+	env := start(t, seedNodes())
+	env.eventually(t,
+		[]string{"master:10.222.0.1", "worker2:10.222.2.1"},
+		[]string{"10.222.0.0/24 via 10.222.0.1", "10.222.2.0/24 via 10.222.2.1"})
+	if err := env.routes.DeleteRoute(mustCIDR("10.222.2.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.ctrl.reconcileRoutes(); err != nil {
+		t.Fatal(err)
+	}
+	env.eventually(t,
+		[]string{"master:10.222.0.1", "worker2:10.222.2.1"},
+		[]string{"10.222.0.0/24 via 10.222.0.1", "10.222.2.0/24 via 10.222.2.1"})
+}
+
+// A failing data plane is retried through the rate-limited queue.
+func TestFailedSyncIsRetried(t *testing.T) {
+	env := start(t, seedNodes())
+	env.routes.SetError("10.222.3.0/24", errors.New("injected netlink failure"))
+	if _, err := env.client.CoreV1().Nodes().Create(ctx, node("worker3", "10.222.3.0/24"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for env.ctrl.queue.NumRequeues("worker3") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("worker3 not retried after failures")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	env.routes.SetError("10.222.3.0/24", nil)
+	env.eventually(t,
+		[]string{"master:10.222.0.1", "worker2:10.222.2.1", "worker3:10.222.3.1"},
+		[]string{"10.222.0.0/24 via 10.222.0.1", "10.222.2.0/24 via 10.222.2.1", "10.222.3.0/24 via 10.222.3.1"})
+}
+
+// A Node renamed to ours (deleted and recreated under our name) loses its
+// flows and routes: we never route to ourselves.
+func TestNodeRenamedToOurs(t *testing.T) {
+	env := start(t, []*corev1.Node{node("worker2", "10.222.2.0/24")})
+	env.eventually(t, []string{"worker2:10.222.2.1"}, []string{"10.222.2.0/24 via 10.222.2.1"})
+	nodes := env.client.CoreV1().Nodes()
+	if err := nodes.Delete(ctx, "worker2", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes.Create(ctx, node(localNode, "10.222.2.0/24"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.eventually(t, nil, nil)
+}
+
+var _ = fmt.Sprintf
