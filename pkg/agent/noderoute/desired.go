@@ -78,3 +78,15 @@ func parsePodSubnets(cidrs []string) (subnets []podSubnet, errs []error) {
 func overlaps(a, b *net.IPNet) bool {
 	return a.Contains(b.IP) || b.Contains(a.IP)
 }
+
+// GatewayAddresses returns the addresses the local gateway interface gets
+// for the Node's usable pod CIDRs: the gateway IP with the CIDR's prefix
+// length (10.222.1.1/24 for 10.222.1.0/24). Unusable CIDRs are left out.
+func GatewayAddresses(node *corev1.Node) []*net.IPNet {
+	subnets, _ := parsePodSubnets(nodePodCIDRs(node))
+	addrs := make([]*net.IPNet, 0, len(subnets))
+	for _, s := range subnets {
+		addrs = append(addrs, &net.IPNet{IP: s.Gateway, Mask: s.CIDR.Mask})
+	}
+	return addrs
+}

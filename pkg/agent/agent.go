@@ -1,0 +1,145 @@
+// Package agent starts the node agent: it sets up the bridge and the gateway
+// interface, then runs the NodeRoute controller.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/noderoute/noderoute/pkg/agent/config"
+	"github.com/noderoute/noderoute/pkg/agent/noderoute"
+	"github.com/noderoute/noderoute/pkg/ovs/openflow"
+	"github.com/noderoute/noderoute/pkg/ovs/ovsconfig"
+	"github.com/noderoute/noderoute/pkg/route"
+	"github.com/noderoute/noderoute/pkg/version"
+)
+
+// gatewayLinkTimeout bounds the wait for OVS to create the gateway's kernel
+// interface after the port was added.
+const gatewayLinkTimeout = 30 * time.Second
+
+// Run sets up the node and runs the controller until ctx ends. The flows
+// and routes stay in place when it returns, so that a restarted agent takes
+// over without a gap.
+func Run(ctx context.Context, cfg *config.Config) error {
+	klog.InfoS("Starting noderoute-agent", "version", version.String(), "node", cfg.NodeName,
+		"bridge", cfg.OVSBridge, "ovsRunDir", cfg.OVSRunDir, "datapathType", cfg.OVSDatapathType)
+
+	client, err := kubeClient(cfg.Kubeconfig)
+	if err != nil {
+		return err
+	}
+
+	ovsdb, err := ovsconfig.New(ctx, cfg.DBSocket())
+	if err != nil {
+		return err
+	}
+	defer ovsdb.Close()
+	bridge := ovsconfig.BridgeConfig{
+		Name:         cfg.OVSBridge,
+		DatapathType: ovsconfig.DatapathType(cfg.OVSDatapathType),
+		GatewayPort:  cfg.GatewayInterface,
+	}
+	if err := ovsdb.EnsureBridge(ctx, bridge); err != nil {
+		return fmt.Errorf("set up bridge %s: %w", cfg.OVSBridge, err)
+	}
+	round, err := ovsdb.NextFlowRound(ctx, cfg.OVSBridge)
+	if err != nil {
+		return fmt.Errorf("advance flow round of bridge %s: %w", cfg.OVSBridge, err)
+	}
+
+	flows := openflow.NewOFClient(cfg.OVSBridge, cfg.MgmtSocket(), cfg.MAC())
+	defer flows.Disconnect()
+	if err := flows.Initialize(round); err != nil {
+		return err
+	}
+
+	factory := informers.NewSharedInformerFactory(client, 0)
+	nodeInformer := factory.Core().V1().Nodes()
+	ctrl, err := noderoute.NewController(cfg.NodeName, nodeInformer, flows,
+		route.NewClient(nil, cfg.GatewayInterface), cfg.ResyncPeriod.Duration)
+	if err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), nodeInformer.Informer().HasSynced) {
+		return fmt.Errorf("Node informer did not sync: %w", ctx.Err())
+	}
+
+	gateways, err := waitForLocalGateways(ctx, nodeInformer.Lister(), cfg.NodeName)
+	if err != nil {
+		return err
+	}
+	if err := route.ConfigureGateway(nil, cfg.GatewayInterface, gateways, gatewayLinkTimeout); err != nil {
+		return fmt.Errorf("configure gateway interface: %w", err)
+	}
+	klog.InfoS("Gateway interface configured", "interface", cfg.GatewayInterface, "addresses", gateways)
+
+	return ctrl.Run(ctx)
+}
+
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	var restCfg *rest.Config
+	var err error
+	if kubeconfig == "" {
+		restCfg, err = rest.InClusterConfig()
+	} else {
+		restCfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load Kubernetes client config (kubeconfig %q): %w", kubeconfig, err)
+	}
+	restCfg.UserAgent = "noderoute-agent/" + version.Version
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, fmt.Errorf("create Kubernetes client: %w", err)
+	}
+	return client, nil
+}
+
+// waitForLocalGateways waits until this node's Node object has pod CIDRs and
+// returns the gateway addresses for the gateway interface (10.222.1.1/24 for
+// 10.222.1.0/24). The node IPAM controller may assign them after the agent
+// starts, so waiting is the normal path, not an error.
+func waitForLocalGateways(ctx context.Context, lister corelisters.NodeLister, name string) ([]*net.IPNet, error) {
+	var gateways []*net.IPNet
+	lastLog := time.Time{}
+	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(context.Context) (bool, error) {
+		node, err := lister.Get(name)
+		var reason string
+		switch {
+		case apierrors.IsNotFound(err):
+			reason = "Node object not found"
+		case err != nil:
+			return false, err
+		default:
+			gateways = noderoute.GatewayAddresses(node)
+			if len(gateways) > 0 {
+				return true, nil
+			}
+			reason = "Node has no usable pod CIDR yet"
+		}
+		if time.Since(lastLog) > 30*time.Second {
+			klog.InfoS("Waiting for this node's pod CIDR", "node", name, "reason", reason)
+			lastLog = time.Now()
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wait for pod CIDR of node %s: %w", name, err)
+	}
+	return gateways, nil
+}

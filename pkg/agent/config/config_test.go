@@ -1,0 +1,105 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func parse(t *testing.T, args ...string) (*Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("noderoute-agent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return Parse(fs, args)
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaults(t *testing.T) {
+	t.Setenv("NODE_NAME", "worker1")
+	cfg, err := parse(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{NodeName: "worker1", OVSBridge: "br-int", OVSRunDir: "/var/run/openvswitch", OVSDatapathType: "system",
+		GatewayInterface: "antrea-gw0", VirtualMAC: "aa:bb:cc:dd:ee:ff", ResyncPeriod: Duration{time.Minute}}
+	if *cfg != want {
+		t.Errorf("defaults = %+v, want %+v", *cfg, want)
+	}
+	if cfg.DBSocket() != "/var/run/openvswitch/db.sock" || cfg.MgmtSocket() != "/var/run/openvswitch/br-int.mgmt" {
+		t.Errorf("sockets = %s, %s", cfg.DBSocket(), cfg.MgmtSocket())
+	}
+}
+
+func TestFileThenFlags(t *testing.T) {
+	t.Setenv("NODE_NAME", "")
+	file := writeFile(t, "nodeName: from-file\novsDatapathType: netdev\novsRunDir: /run/ovs-a\nresyncPeriod: 30s\n")
+	cfg, err := parse(t, "--config", file, "--ovs-rundir=/run/ovs-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NodeName != "from-file" || cfg.OVSDatapathType != "netdev" || cfg.OVSRunDir != "/run/ovs-b" || cfg.ResyncPeriod.Duration != 30*time.Second {
+		t.Errorf("got %+v: want the file's values with --ovs-rundir winning", *cfg)
+	}
+	// A flag set to its default value still wins over the file.
+	cfg, err = parse(t, "--config", file, "--ovs-datapath-type=system")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.OVSDatapathType != "system" {
+		t.Errorf("--ovs-datapath-type=system lost to the file's netdev")
+	}
+}
+
+func TestBadValuesNameTheFlag(t *testing.T) {
+	t.Setenv("NODE_NAME", "worker1")
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--node-name="}, "node-name"},
+		{[]string{"--node-name=Worker_1"}, "node-name"},
+		{[]string{"--kubeconfig=/does/not/exist"}, "kubeconfig"},
+		{[]string{"--ovs-bridge=a-very-long-bridge-name"}, "ovs-bridge"},
+		{[]string{"--ovs-rundir=relative/dir"}, "ovs-rundir"},
+		{[]string{"--ovs-datapath-type=dpdk"}, "ovs-datapath-type"},
+		{[]string{"--gateway-interface=gw/0"}, "gateway-interface"},
+		{[]string{"--gateway-interface=br-int"}, "gateway-interface"},
+		{[]string{"--virtual-mac=zz:bb:cc:dd:ee:ff"}, "virtual-mac"},
+		{[]string{"--virtual-mac=01:00:5e:00:00:01"}, "virtual-mac"},
+		{[]string{"--virtual-mac=00:00:00:00:00:00"}, "virtual-mac"},
+		{[]string{"--resync-period=10ms"}, "resync-period"},
+		{[]string{"--config=" + writeFile(t, "nodeNmae: typo\n")}, "config"},
+		{[]string{"--config=" + writeFile(t, "virtualMAC: [1, 2]\n")}, "config"},
+		{[]string{"--config=/no/such/file.yaml"}, "config"},
+	} {
+		_, err := parse(t, tc.args...)
+		var fe *FlagError
+		if !errors.As(err, &fe) || fe.Flag != tc.flag {
+			t.Errorf("%v: error %v, want a FlagError for --%s", tc.args, err, tc.flag)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "invalid --"+tc.flag+":") {
+			t.Errorf("%v: message %q is not one line starting with %q", tc.args, msg, "invalid --"+tc.flag+":")
+		}
+	}
+	// Unknown flags and stray arguments are usage errors too.
+	for _, args := range [][]string{{"--no-such-flag"}, {"worker1"}} {
+		var fe *FlagError
+		if _, err := parse(t, args...); !errors.As(err, &fe) {
+			t.Errorf("%v: error %v, want a FlagError", args, err)
+		}
+	}
+}
