@@ -32,6 +32,9 @@ type testNS struct {
 
 func newTestNS(t *testing.T) *testNS {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test skipped in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("integration test needs root (network namespaces, netlink)")
 	}

@@ -87,9 +87,13 @@ type daemon struct {
 }
 
 // Start starts an instance and registers its cleanup with t. It skips the
-// test when not root, and when OVS is not installed unless RequireEnv=1.
+// test under -short (unit tests only), when not root, and when OVS is not
+// installed unless RequireEnv=1.
 func Start(t testing.TB) *Instance {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test skipped in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("integration test needs root (uses network namespaces and OVS)")
 	}
