@@ -13,7 +13,7 @@ RUN make build VERSION=${VERSION} COMMIT=${COMMIT}
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openvswitch-switch iproute2 \
+ && apt-get install -y --no-install-recommends openvswitch-switch iproute2 iputils-ping \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /src/bin/ /usr/local/bin/
 COPY build/start-ovs.sh /usr/local/bin/start-ovs.sh
