@@ -14,7 +14,7 @@ BINARIES      := noderoute-agent
 # packages sequential so their OVS instances do not starve each other.
 TEST_FLAGS    ?= -count=1 -p 1
 
-.PHONY: all build test test-unit test-integration check-fmt vet clean k8s-binaries help
+.PHONY: all build test test-e2e test-unit test-integration check-fmt vet clean k8s-binaries help
 
 all: build
 
@@ -23,6 +23,9 @@ help:
 	@echo "make test              vet, gofmt check, unit and integration tests (integration needs root)"
 	@echo "make test-unit         unit tests only (no root needed)"
 	@echo "make test-integration  integration tests only (root, OVS installed)"
+	@echo "make test-e2e          end-to-end tests on a local cluster of network namespaces (root)"
+	@echo "make demo              bring up a 3-node local cluster and show worker1's table 20 and routes"
+	@echo "make cluster-down      tear the demo cluster down"
 	@echo "make k8s-binaries      build kube-apiserver, etcd, kubectl into _output/bin (once)"
 
 build: $(addprefix $(BIN_DIR)/,$(BINARIES))
@@ -41,6 +44,13 @@ vet:
 
 test: check-fmt vet build
 	$(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) test-e2e
+
+# End-to-end: a local cluster (hack/local-cluster.sh, cluster name nrt-e2e)
+# of network namespaces with a real API server; needs root.
+test-e2e: build
+	@if [ "$$(id -u)" != 0 ]; then echo "test-e2e: skipped: needs root (network namespaces, OVS)"; exit 0; fi; \
+	$(GO) test -count=1 -tags e2e -timeout 20m -v ./test/e2e/ -args -provider=local
 
 test-unit:
 	$(GO) test $(TEST_FLAGS) -short ./...
@@ -53,3 +63,29 @@ k8s-binaries:
 
 clean:
 	rm -rf $(BIN_DIR)
+
+# Local cluster of network namespaces (hack/local-cluster.sh, as root): etcd,
+# kube-apiserver and one OVS + noderoute-agent per node. See
+# docs/local-cluster.md.
+.PHONY: demo cluster-down
+
+demo:
+	hack/local-cluster.sh up
+	@echo
+	@echo "### worker1: hack/local-cluster.sh exec worker1 -- ovs-ofctl dump-flows br-int table=20 --no-stats"
+	@hack/local-cluster.sh exec worker1 -- ovs-ofctl dump-flows br-int table=20 --no-stats
+	@echo
+	@echo "### worker1: hack/local-cluster.sh exec worker1 -- ip route"
+	@hack/local-cluster.sh exec worker1 -- ip route
+	@echo
+	@echo "Look around:"
+	@echo "  hack/local-cluster.sh status"
+	@echo "  hack/local-cluster.sh kubectl get nodes -o wide"
+	@echo "  hack/local-cluster.sh exec worker1 -- ovs-vsctl show"
+	@echo "  hack/local-cluster.sh exec worker1 -- ping -c1 -W1 10.222.2.5; hack/local-cluster.sh exec worker1 -- ip neigh"
+	@echo "  hack/local-cluster.sh kubectl delete node worker2    # flows and routes for it go away on the others"
+	@echo "  hack/local-cluster.sh logs worker1 -f"
+	@echo "Tear down: hack/local-cluster.sh down   (or: make cluster-down)"
+
+cluster-down:
+	hack/local-cluster.sh down

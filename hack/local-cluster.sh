@@ -1,0 +1,918 @@
+#!/usr/bin/env bash
+# Copyright The noderoute Authors.
+#
+# A local noderoute "cluster" made of network namespaces on this machine:
+#
+#   <name>-net      a Linux bridge (the underlay, <underlay>.1/24), etcd and
+#                   kube-apiserver (https://<underlay>.1:6443)
+#   <name>-<node>   one per node (master, worker1, worker2, ...): a veth to the
+#                   underlay (<underlay>.200+i), its own ovsdb-server and
+#                   userspace ovs-vswitchd, and one noderoute-agent
+#
+# Nothing but the namespaces themselves is added to the root namespace. All
+# files live in _output/clusters/<name>/. See docs/local-cluster.md.
+#
+# Run `hack/local-cluster.sh help` for the commands.
+
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "${SCRIPT_DIR}/.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=lib/local-cluster-util.sh
+source "${SCRIPT_DIR}/lib/local-cluster-util.sh"
+
+K8S_BIN_DIR="${REPO_ROOT}/_output/bin"
+KUBECTL="${K8S_BIN_DIR}/kubectl"
+CLUSTERS_DIR="${REPO_ROOT}/_output/clusters"
+APISERVER_PORT=6443
+ETCD_CLIENT_URL="http://127.0.0.1:2379"
+ETCD_PEER_URL="http://127.0.0.1:2380"
+SERVICE_CLUSTER_IP_RANGE="10.0.0.0/24"
+SA_ISSUER="https://kubernetes.default.svc.cluster.local"
+UNDERLAY_BRIDGE="br-underlay"
+NODE_UPLINK="eth0"
+OVS_SCHEMA_PATHS=(/usr/share/openvswitch/vswitch.ovsschema /usr/local/share/openvswitch/vswitch.ovsschema)
+MAX_NODES=50
+
+# Settings: flags win over these environment variables.
+NAME="${NRT_CLUSTER_NAME:-nrt}"
+NODES="${NRT_NODES:-3}"
+UNDERLAY="${NRT_UNDERLAY:-}"
+POD_CIDR_BASE="${NRT_POD_CIDR_BASE:-10.222}"
+CONVERGE_TIMEOUT="${NRT_CONVERGE_TIMEOUT:-120}"
+AGENT_VERBOSITY="${NRT_AGENT_V:-2}"
+TOKEN_DURATION="${NRT_TOKEN_DURATION:-8760h}"
+RECREATE=0
+
+usage() {
+  cat <<EOF
+Usage: hack/local-cluster.sh [--name NAME] COMMAND [ARGS...]
+
+A noderoute cluster made of network namespaces on this machine (root only).
+
+Commands:
+  up [--name NAME] [--nodes N] [--underlay A.B.C.0/24] [--pod-cidr-base A.B]
+     [--timeout SECONDS] [--recreate]
+        Create the cluster and wait until every agent has converged. If it is
+        already up and healthy: says so and exits 0 (--recreate: tear it down
+        and create it again). Leftovers of a broken cluster are removed first.
+  down [--name NAME]
+        Remove every process, namespace and file of the cluster. Idempotent;
+        works after a crash of 'up' halfway.
+  status [--name NAME]
+        API server health; per node: agent, OVS, pod CIDR, table-20 flows.
+  exec NODE -- CMD [ARGS...]
+        Run CMD in NODE's namespace with OVS_RUNDIR set to its OVS (so
+        'ovs-vsctl show', 'ovs-ofctl dump-flows br-int table=20' work) and
+        bin/ first in PATH. NODE 'net' is the underlay/control-plane namespace.
+  kubectl ARGS...
+        kubectl as cluster admin (runs inside <name>-net).
+  restart-agent NODE [--kill]
+        SIGTERM (--kill: SIGKILL) NODE's agent and start it again, with the
+        current bin/noderoute-agent (run 'make build' first to pick up changes).
+  logs NODE [-f] [-n LINES]
+        Tail NODE's agent log (default 100 lines; -f follows).
+  stop-api / start-api
+        Stop kube-apiserver and etcd (the agents keep running) / start them
+        again with the same data and credentials, and wait until ready.
+
+exec and kubectl take --name before their arguments ('exec --name X NODE --
+CMD', 'kubectl --name X -- get nodes'); a '--' ends the script's options.
+
+Options (and environment variables):
+  --name NAME          cluster name, [a-z][a-z0-9-]* up to 20 chars (NRT_CLUSTER_NAME, default nrt)
+  --nodes N            number of nodes, 1..${MAX_NODES}: master, worker1, ... (NRT_NODES, default 3)
+  --underlay CIDR      underlay /24 (NRT_UNDERLAY; default 10.79.1.0/24 for 'nrt', else
+                       10.79.X.0/24 with X derived from the name, see docs/local-cluster.md)
+  --pod-cidr-base A.B  node i gets pod CIDR A.B.i.0/24 (NRT_POD_CIDR_BASE, default 10.222)
+  --timeout SECONDS    bound on waiting for convergence (NRT_CONVERGE_TIMEOUT, default 120)
+  NRT_AGENT_V          agent -v level (default 2)
+EOF
+}
+
+# ---------------------------------------------------------------------------
+# Names and addresses, all derived from NAME (and the settings above).
+
+derive() {
+  [[ "${NAME}" =~ ^[a-z][a-z0-9-]{0,19}$ ]] ||
+    die "invalid cluster name '${NAME}': want [a-z][a-z0-9-]*, at most 20 characters"
+  OUT_DIR="${CLUSTERS_DIR}/${NAME}"
+  STATE_FILE="${OUT_DIR}/cluster.env"
+  NET_NS="${NAME}-net"
+  PKI_DIR="${OUT_DIR}/pki"
+  ADMIN_KUBECONFIG="${OUT_DIR}/admin.kubeconfig"
+  AGENT_KUBECONFIG="${OUT_DIR}/agent.kubeconfig"
+  AGENT_BIN="${OUT_DIR}/bin/noderoute-agent"
+}
+
+# Default underlay: 10.79.1.0/24 for 'nrt'; 10.79.X.0/24 for other names,
+# X = 2 + (cksum(name) mod 253). Two clusters never share a link (each has its
+# own bridge in its own namespace), so even a collision would be harmless; the
+# distinct subnets only make outputs of different clusters easy to tell apart.
+default_underlay() {
+  if [[ "${NAME}" == nrt ]]; then
+    echo "10.79.1.0/24"
+  else
+    local sum
+    sum="$(printf '%s' "${NAME}" | cksum | cut -d' ' -f1)"
+    echo "10.79.$((2 + sum % 253)).0/24"
+  fi
+}
+
+derive_addresses() {
+  [[ -n "${UNDERLAY}" ]] || UNDERLAY="$(default_underlay)"
+  [[ "${UNDERLAY}" =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.0/24$ ]] ||
+    die "underlay '${UNDERLAY}' must be an IPv4 /24 written A.B.C.0/24"
+  local o
+  for o in "${BASH_REMATCH[@]:1:3}"; do ((o <= 255)) || die "underlay '${UNDERLAY}': octet ${o} > 255"; done
+  UNDERLAY_PREFIX="${UNDERLAY%.0/24}"
+  API_IP="${UNDERLAY_PREFIX}.1"
+  API_URL="https://${API_IP}:${APISERVER_PORT}"
+  POD_CIDR_BASE="${POD_CIDR_BASE%.0.0/16}"
+  [[ "${POD_CIDR_BASE}" =~ ^([0-9]{1,3})\.([0-9]{1,3})$ ]] ||
+    die "pod CIDR base '${POD_CIDR_BASE}' must be A.B (or A.B.0.0/16)"
+  for o in "${BASH_REMATCH[@]:1:2}"; do ((o <= 255)) || die "pod CIDR base '${POD_CIDR_BASE}': octet ${o} > 255"; done
+  if ! [[ "${NODES}" =~ ^[0-9]+$ ]] || ((NODES < 1 || NODES > MAX_NODES)); then
+    die "--nodes must be 1..${MAX_NODES}, got '${NODES}'"
+  fi
+}
+
+node_name() { if (($1 == 0)); then echo master; else echo "worker$1"; fi; }
+node_index() { # NODE -> i, or fails
+  case "$1" in
+    master) echo 0 ;;
+    worker[1-9]|worker[1-9][0-9]) echo "${1#worker}" ;;
+    *) return 1 ;;
+  esac
+}
+node_ns() { echo "${NAME}-$1"; }
+node_ip() { echo "${UNDERLAY_PREFIX}.$((200 + $1))"; }
+node_pod_cidr() { echo "${POD_CIDR_BASE}.$1.0/24"; }
+node_dir() { echo "${OUT_DIR}/$1"; }
+node_ovs_dir() { echo "${OUT_DIR}/$1/ovs"; }
+# The underlay side of node i's veth, inside <name>-net (interface names are
+# per namespace, so this needs no cluster prefix; max "veth-worker50").
+node_veth() { echo "veth-$1"; }
+
+# Namespaces this cluster may have created: exactly <name>-net and
+# <name>-{master,workerN}. (A prefix match would also catch other clusters'
+# and the integration tests' nrt-<hex> namespaces.)
+cluster_netns_list() {
+  local re="^${NAME//-/\\-}-(net|master|worker[0-9]+)\$"
+  ip netns list 2>/dev/null | awk '{print $1}' | grep -E "${re}" || true
+}
+
+load_state() {
+  [[ -f "${STATE_FILE}" ]] || die "cluster '${NAME}' is not up (no ${STATE_FILE#"${REPO_ROOT}/"}); run: hack/local-cluster.sh up --name ${NAME}"
+  # shellcheck disable=SC1090
+  source "${STATE_FILE}"
+  NODES="${STATE_NODES}" UNDERLAY="${STATE_UNDERLAY}" POD_CIDR_BASE="${STATE_POD_CIDR_BASE}"
+  derive_addresses
+}
+
+require_node() { # NODE: must be a node of the loaded cluster
+  local i
+  if ! i="$(node_index "$1")" || ((i >= NODES)); then
+    die "no node '$1' in cluster '${NAME}' (nodes: $(for ((j = 0; j < NODES; j++)); do printf '%s ' "$(node_name "$j")"; done))"
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Commands that run things inside the namespaces.
+
+kubectl_admin() { ip netns exec "${NET_NS}" "${KUBECTL}" --kubeconfig "${ADMIN_KUBECONFIG}" "$@"; }
+kubectl_agent() { ip netns exec "${NET_NS}" "${KUBECTL}" --kubeconfig "${AGENT_KUBECONFIG}" "$@"; }
+
+in_node() { # NODE CMD...: with the node's OVS environment
+  local node=$1 ovs
+  shift
+  ovs="$(node_ovs_dir "${node}")"
+  ip netns exec "$(node_ns "${node}")" env \
+    OVS_RUNDIR="${ovs}" OVS_DBDIR="${ovs}" OVS_LOGDIR="${ovs}" OVS_SYSCONFDIR="${ovs}" \
+    PATH="${REPO_ROOT}/bin:${PATH}" "$@"
+}
+
+remote_flow_count() { # NODE -> number of priority=200 flows in table 20 (0 if unreachable)
+  local out
+  out="$(in_node "$1" ovs-ofctl --timeout=5 dump-flows br-int table=20 2>/dev/null)" || { echo 0; return; }
+  grep -c 'priority=200' <<<"${out}" || true
+}
+
+# ---------------------------------------------------------------------------
+# Prerequisites.
+
+ensure_packages() {
+  local -a missing=()
+  local pkg
+  for pkg in openvswitch-switch iproute2 iputils-ping openssl; do
+    [[ "$(dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null || true)" == "install ok installed" ]] || missing+=("${pkg}")
+  done
+  if ((${#missing[@]} > 0)); then
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  OVS_SCHEMA=""
+  local p
+  for p in "${OVS_SCHEMA_PATHS[@]}"; do [[ -f "${p}" ]] && OVS_SCHEMA="${p}" && break; done
+  [[ -n "${OVS_SCHEMA}" ]] || die "vswitch.ovsschema not found in ${OVS_SCHEMA_PATHS[*]}"
+  # The dedicated OVS of each node must not be confused with a system one:
+  # we never use /var/run/openvswitch, so a running system OVS is harmless.
+}
+
+build_binaries() {
+  mkdir -p "${REPO_ROOT}/_output"
+  # Serialise builds: two 'up's at once would otherwise both write bin/.
+  (
+    flock 9
+    log "make build"
+    make -C "${REPO_ROOT}" --no-print-directory build >"${REPO_ROOT}/_output/local-cluster-build.log" 2>&1 ||
+      { cat "${REPO_ROOT}/_output/local-cluster-build.log" >&2; die "make build failed"; }
+    log "hack/build-k8s-binaries.sh (skips what is built)"
+    "${REPO_ROOT}/hack/build-k8s-binaries.sh" >>"${REPO_ROOT}/_output/local-cluster-build.log" 2>&1 ||
+      { tail -n 30 "${REPO_ROOT}/_output/local-cluster-build.log" >&2; die "hack/build-k8s-binaries.sh failed"; }
+  ) 9>"${REPO_ROOT}/_output/.local-cluster-build.lock"
+  local b
+  for b in etcd kube-apiserver kubectl; do
+    [[ -x "${K8S_BIN_DIR}/${b}" ]] || die "${K8S_BIN_DIR}/${b} missing after hack/build-k8s-binaries.sh"
+  done
+}
+
+# Agents run a copy of bin/noderoute-agent, replaced by rename: 'make build'
+# can then rewrite bin/ while agents run, and restart-agent picks it up.
+install_agent_binary() {
+  mkdir -p "${OUT_DIR}/bin"
+  cp "${REPO_ROOT}/bin/noderoute-agent" "${AGENT_BIN}.tmp.$$"
+  mv -f "${AGENT_BIN}.tmp.$$" "${AGENT_BIN}"
+}
+
+# ---------------------------------------------------------------------------
+# PKI and kubeconfigs (what test/framework/localapi does in Go).
+
+make_pki() {
+  mkdir -p "${PKI_DIR}"
+  chmod 700 "${PKI_DIR}"
+  local d="${PKI_DIR}"
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "${d}/ca.key" 2>/dev/null
+  openssl req -x509 -new -key "${d}/ca.key" -subj "/CN=noderoute-local-cluster-${NAME}-ca" -days 365 \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+    -out "${d}/ca.crt" 2>/dev/null
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "${d}/apiserver.key" 2>/dev/null
+  openssl req -new -key "${d}/apiserver.key" -subj "/CN=kube-apiserver" -out "${d}/apiserver.csr" 2>/dev/null
+  cat >"${d}/apiserver.ext" <<EOF
+basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=IP:${API_IP},IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+EOF
+  openssl x509 -req -in "${d}/apiserver.csr" -CA "${d}/ca.crt" -CAkey "${d}/ca.key" \
+    -set_serial "0x$(openssl rand -hex 16)" -days 365 -extfile "${d}/apiserver.ext" \
+    -out "${d}/apiserver.crt" 2>/dev/null
+  # ServiceAccount token signing key pair.
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "${d}/sa.key" 2>/dev/null
+  openssl pkey -in "${d}/sa.key" -pubout -out "${d}/sa.pub" 2>/dev/null
+  # Static admin token (token,user,uid,"groups").
+  ADMIN_TOKEN="$(openssl rand -hex 24)"
+  printf '%s,noderoute-admin,noderoute-admin,"system:masters"\n' "${ADMIN_TOKEN}" >"${d}/tokens.csv"
+  chmod 600 "${d}"/*.key "${d}/tokens.csv"
+  write_kubeconfig "${ADMIN_KUBECONFIG}" admin "${ADMIN_TOKEN}"
+}
+
+write_kubeconfig() { # PATH USER TOKEN
+  local ca
+  ca="$(base64 -w0 <"${PKI_DIR}/ca.crt")"
+  (
+    umask 077
+    cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: ${NAME}
+  cluster:
+    server: ${API_URL}
+    certificate-authority-data: ${ca}
+users:
+- name: $2
+  user:
+    token: $3
+contexts:
+- name: $2@${NAME}
+  context:
+    cluster: ${NAME}
+    user: $2
+current-context: $2@${NAME}
+EOF
+  )
+}
+
+# ---------------------------------------------------------------------------
+# Underlay and control plane.
+
+create_underlay() {
+  ip netns add "${NET_NS}"
+  ip -n "${NET_NS}" link set lo up
+  ip -n "${NET_NS}" link add "${UNDERLAY_BRIDGE}" type bridge
+  ip -n "${NET_NS}" addr add "${API_IP}/24" dev "${UNDERLAY_BRIDGE}"
+  ip -n "${NET_NS}" link set "${UNDERLAY_BRIDGE}" up
+}
+
+start_control_plane() {
+  start_etcd
+  start_apiserver
+}
+
+start_etcd() {
+  mkdir -p "${OUT_DIR}/control-plane"
+  local cp="${OUT_DIR}/control-plane"
+  # etcd reads ETCD_* variables as flags: keep the caller's out.
+  start_daemon etcd "${cp}/etcd.pid" "${cp}/etcd.log" "${NET_NS}" \
+    env -u ETCD_NAME -u ETCD_DATA_DIR "${K8S_BIN_DIR}/etcd" \
+    --name="${NAME}" \
+    --data-dir="${cp}/etcd-data" \
+    --listen-client-urls="${ETCD_CLIENT_URL}" \
+    --advertise-client-urls="${ETCD_CLIENT_URL}" \
+    --listen-peer-urls="${ETCD_PEER_URL}" \
+    --initial-advertise-peer-urls="${ETCD_PEER_URL}" \
+    --initial-cluster="${NAME}=${ETCD_PEER_URL}" \
+    --initial-cluster-state=new \
+    --unsafe-no-fsync \
+    --log-level=warn
+}
+
+start_apiserver() {
+  local cp="${OUT_DIR}/control-plane"
+  # Same flags test/framework/localapi found necessary for v1.37.
+  start_daemon kube-apiserver "${cp}/kube-apiserver.pid" "${cp}/kube-apiserver.log" "${NET_NS}" \
+    "${K8S_BIN_DIR}/kube-apiserver" \
+    --etcd-servers="${ETCD_CLIENT_URL}" \
+    --bind-address="${API_IP}" \
+    --secure-port="${APISERVER_PORT}" \
+    --advertise-address="${API_IP}" \
+    --tls-cert-file="${PKI_DIR}/apiserver.crt" \
+    --tls-private-key-file="${PKI_DIR}/apiserver.key" \
+    --cert-dir="${PKI_DIR}/generated" \
+    --token-auth-file="${PKI_DIR}/tokens.csv" \
+    --authorization-mode=Node,RBAC \
+    --service-account-issuer="${SA_ISSUER}" \
+    --service-account-key-file="${PKI_DIR}/sa.pub" \
+    --service-account-signing-key-file="${PKI_DIR}/sa.key" \
+    --service-cluster-ip-range="${SERVICE_CLUSTER_IP_RANGE}" \
+    --endpoint-reconciler-type=none \
+    --shutdown-watch-termination-grace-period=2s
+  # (Without a watch grace period, SIGTERM leaves kube-apiserver hanging on
+  # the agents' watches well past 15s; with it, it exits in about a second.)
+}
+
+wait_apiserver() {
+  local cp="${OUT_DIR}/control-plane" deadline=$((SECONDS + 120)) out=""
+  until out="$(kubectl_admin get --raw /readyz 2>&1)" && [[ "${out}" == ok ]]; do
+    for p in etcd kube-apiserver; do
+      pid_alive "$(read_pid "${cp}/${p}.pid")" ||
+        die "${p} exited during start-up; tail of ${cp#"${REPO_ROOT}/"}/${p}.log:
+$(tail -n 30 "${cp}/${p}.log")"
+    done
+    ((SECONDS < deadline)) || die "kube-apiserver not ready after 120s (last: ${out}); tail of its log:
+$(tail -n 30 "${cp}/kube-apiserver.log")"
+    sleep 0.3
+  done
+  # The system namespaces come from post-start hooks /readyz does not wait for.
+  until kubectl_admin get namespace kube-system >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "namespace kube-system never appeared"
+    sleep 0.2
+  done
+}
+
+# RBAC objects of deploy/noderoute-agent.yaml (ServiceAccount, ClusterRole,
+# ClusterRoleBinding; not the DaemonSet), then a TokenRequest token.
+setup_agent_identity() {
+  awk 'BEGIN { RS = "\n---\n" } /\nkind: (ServiceAccount|ClusterRole|ClusterRoleBinding)\n/ { printf "---\n%s\n", $0 }' \
+    "${REPO_ROOT}/deploy/noderoute-agent.yaml" >"${OUT_DIR}/agent-rbac.yaml"
+  [[ "$(grep -c '^kind:' "${OUT_DIR}/agent-rbac.yaml")" == 3 ]] ||
+    die "expected 3 RBAC objects in deploy/noderoute-agent.yaml, got: $(grep '^kind:' "${OUT_DIR}/agent-rbac.yaml" | tr '\n' ' ')"
+  kubectl_admin apply -f "${OUT_DIR}/agent-rbac.yaml" >/dev/null
+  local token="" deadline=$((SECONDS + 30))
+  until token="$(kubectl_admin -n kube-system create token noderoute-agent --duration="${TOKEN_DURATION}" 2>&1)"; do
+    ((SECONDS < deadline)) || die "kubectl create token failed: ${token}"
+    sleep 0.2
+  done
+  write_kubeconfig "${AGENT_KUBECONFIG}" noderoute-agent "${token}"
+  # RBAC is served from an informer cache: wait until the binding applies.
+  until [[ "$(kubectl_agent auth can-i watch nodes 2>/dev/null)" == yes ]]; do
+    ((SECONDS < deadline)) || die "the noderoute-agent ServiceAccount still cannot watch nodes"
+    sleep 0.2
+  done
+}
+
+create_node_objects() {
+  local i node manifest="${OUT_DIR}/nodes.yaml"
+  : >"${manifest}"
+  for ((i = 0; i < NODES; i++)); do
+    node="$(node_name "${i}")"
+    cat >>"${manifest}" <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: ${node}
+  labels:
+    kubernetes.io/hostname: ${node}
+    noderoute.io/local-cluster: ${NAME}
+spec:
+  podCIDR: $(node_pod_cidr "${i}")
+  podCIDRs: ["$(node_pod_cidr "${i}")"]
+EOF
+  done
+  kubectl_admin apply -f "${manifest}" >/dev/null
+  for ((i = 0; i < NODES; i++)); do
+    node="$(node_name "${i}")"
+    kubectl_admin patch node "${node}" --subresource=status --type=merge -p \
+      "{\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"$(node_ip "${i}")\"},{\"type\":\"Hostname\",\"address\":\"${node}\"}]}}" >/dev/null
+  done
+}
+
+# ---------------------------------------------------------------------------
+# Nodes: namespace, uplink, OVS, agent.
+
+create_node_netns() { # i
+  local i=$1 node ns
+  node="$(node_name "${i}")"
+  ns="$(node_ns "${node}")"
+  ip netns add "${ns}"
+  ip -n "${ns}" link set lo up
+  # Both ends are created directly in their namespaces: nothing in the root one.
+  ip -n "${NET_NS}" link add "$(node_veth "${node}")" type veth peer name "${NODE_UPLINK}" netns "${ns}"
+  ip -n "${NET_NS}" link set "$(node_veth "${node}")" master "${UNDERLAY_BRIDGE}" up
+  ip -n "${ns}" addr add "$(node_ip "${i}")/24" dev "${NODE_UPLINK}"
+  ip -n "${ns}" link set "${NODE_UPLINK}" up
+}
+
+# One ovsdb-server and one userspace ovs-vswitchd per node, both inside the
+# node's namespace (so the bridge's tap devices, antrea-gw0 included, appear
+# there), with their own run dir, as pkg/ovs/ovstest does.
+start_node_ovs() { # NODE
+  local node=$1 ovs ns
+  ovs="$(node_ovs_dir "${node}")"
+  ns="$(node_ns "${node}")"
+  mkdir -p "${ovs}"
+  # Unix socket paths are limited to 107 bytes (the agent dials these).
+  ((${#ovs} + 20 <= 107)) || die "OVS run dir ${ovs} is too long for unix sockets; move the repository to a shorter path"
+  rm -f "${ovs}/conf.db"
+  ovsdb-tool create "${ovs}/conf.db" "${OVS_SCHEMA}"
+  in_node "${node}" ovsdb-server "${ovs}/conf.db" \
+    --remote="punix:${ovs}/db.sock" \
+    --pidfile="${ovs}/ovsdb-server.pid" --unixctl="${ovs}/ovsdb-server.ctl" \
+    --log-file="${ovs}/ovsdb-server.log" --detach --no-chdir </dev/null >>"${ovs}/ovsdb-server.out" 2>&1 ||
+    die "ovsdb-server of ${node} did not start: $(tail -n 20 "${ovs}/ovsdb-server.out" "${ovs}/ovsdb-server.log")"
+  in_node "${node}" ovs-vsctl --timeout=20 --no-wait init
+  # --detach returns once the daemon is initialised.
+  in_node "${node}" ovs-vswitchd "unix:${ovs}/db.sock" \
+    --pidfile="${ovs}/ovs-vswitchd.pid" --unixctl="${ovs}/ovs-vswitchd.ctl" \
+    --log-file="${ovs}/ovs-vswitchd.log" --detach --no-chdir </dev/null >>"${ovs}/ovs-vswitchd.out" 2>&1 ||
+    die "ovs-vswitchd of ${node} did not start: $(tail -n 20 "${ovs}/ovs-vswitchd.out" "${ovs}/ovs-vswitchd.log")"
+  # Wait until vswitchd has applied the database (cur_cfg catches up).
+  local next cur deadline=$((SECONDS + 20))
+  next="$(in_node "${node}" ovs-vsctl --timeout=20 --no-wait get Open_vSwitch . next_cfg)"
+  in_node "${node}" ovs-vsctl --timeout=20 --no-wait set Open_vSwitch . next_cfg=$((next + 1))
+  until cur="$(in_node "${node}" ovs-vsctl --timeout=5 --no-wait get Open_vSwitch . cur_cfg 2>/dev/null)" &&
+    ((cur >= next + 1)); do
+    ((SECONDS < deadline)) || die "ovs-vswitchd of ${node} did not apply the database in 20s; log tail:
+$(tail -n 20 "${ovs}/ovs-vswitchd.log")"
+    sleep 0.05
+  done
+}
+
+start_agent() { # NODE
+  local node=$1 dir ovs
+  dir="$(node_dir "${node}")"
+  ovs="$(node_ovs_dir "${node}")"
+  local -a extra=()
+  # The local API socket is a file, shared by every namespace: one per node.
+  # (Metrics listen on 127.0.0.1:9475, which is per network namespace.)
+  local help
+  help="$("${AGENT_BIN}" --help 2>&1 || true)"
+  if [[ "${help}" == *-api-socket* ]]; then
+    extra+=(--api-socket="${dir}/agent.sock")
+  fi
+  start_daemon "noderoute-agent(${node})" "${dir}/agent.pid" "${dir}/agent.log" "$(node_ns "${node}")" \
+    "${AGENT_BIN}" "${extra[@]}" \
+    --node-name="${node}" \
+    --kubeconfig="${AGENT_KUBECONFIG}" \
+    --ovs-rundir="${ovs}" \
+    --ovs-datapath-type=netdev \
+    --ovs-bridge=br-int \
+    --gateway-interface=antrea-gw0 \
+    -v="${AGENT_VERBOSITY}"
+}
+
+stop_agent() { # NODE SIGNAL
+  local dir pid
+  dir="$(node_dir "$1")"
+  pid="$(read_pid "${dir}/agent.pid")"
+  if pid_alive "${pid}" && pid_is_ours "${pid}"; then
+    log "stopping agent of $1 (pid ${pid}, SIG$2)"
+    kill "-$2" "${pid}" 2>/dev/null || true
+    wait_gone 15 "${pid}" || { kill -KILL "${pid}" 2>/dev/null || true; wait_gone 5 "${pid}" || die "agent ${pid} does not exit"; }
+  fi
+  rm -f "${dir}/agent.pid"
+}
+
+# Waits until every node's table 20 has one ARP responder (priority=200) per
+# other node; fails early if an agent dies.
+wait_converged() {
+  local want=$((NODES - 1)) deadline=$((SECONDS + CONVERGE_TIMEOUT)) i node pending
+  while :; do
+    pending=()
+    for ((i = 0; i < NODES; i++)); do
+      node="$(node_name "${i}")"
+      pid_alive "$(read_pid "$(node_dir "${node}")/agent.pid")" ||
+        die "agent of ${node} exited; tail of ${OUT_DIR#"${REPO_ROOT}/"}/${node}/agent.log:
+$(tail -n 30 "$(node_dir "${node}")/agent.log")"
+      [[ "$(remote_flow_count "${node}")" == "${want}" ]] || pending+=("${node}")
+    done
+    ((${#pending[@]} == 0)) && return 0
+    if ((SECONDS >= deadline)); then
+      for node in "${pending[@]}"; do
+        printf '%s: %s/%s remote ARP flows in table 20; tail of agent.log:\n' "${node}" "$(remote_flow_count "${node}")" "${want}" >&2
+        tail -n 20 "$(node_dir "${node}")/agent.log" >&2
+        printf '%s: tail of ovs/ovs-vswitchd.log:\n' "${node}" >&2
+        tail -n 5 "$(node_ovs_dir "${node}")/ovs-vswitchd.log" >&2
+      done
+      die "not converged after ${CONVERGE_TIMEOUT}s: ${pending[*]} (cluster left up for inspection; 'hack/local-cluster.sh down --name ${NAME}' removes it)"
+    fi
+    sleep 0.2
+  done
+}
+
+# ---------------------------------------------------------------------------
+# up / down / status
+
+cluster_healthy() { # quiet check: state file, namespaces, every process alive
+  [[ -f "${STATE_FILE}" ]] || return 1
+  (
+    load_state
+    [[ -e "/var/run/netns/${NET_NS}" ]] || exit 1
+    for p in etcd kube-apiserver; do pid_alive "$(read_pid "${OUT_DIR}/control-plane/${p}.pid")" || exit 1; done
+    for ((i = 0; i < NODES; i++)); do
+      node="$(node_name "${i}")"
+      for f in agent.pid ovs/ovsdb-server.pid ovs/ovs-vswitchd.pid; do
+        pid_alive "$(read_pid "$(node_dir "${node}")/${f}")" || exit 1
+      done
+    done
+  )
+}
+
+cmd_up() {
+  require_root
+  derive
+  derive_addresses
+  local t0=${SECONDS} start_ns
+  start_ns="$(date +%s%N)"
+  if cluster_healthy; then
+    if ((RECREATE)); then
+      log "cluster '${NAME}' is up; --recreate: tearing it down first"
+      cmd_down
+    else
+      local have
+      # shellcheck disable=SC1090
+      have="$(source "${STATE_FILE}" && echo "${STATE_NODES} ${STATE_UNDERLAY} ${STATE_POD_CIDR_BASE}")"
+      if [[ "${have}" != "${NODES} ${UNDERLAY} ${POD_CIDR_BASE}" ]]; then
+        die "cluster '${NAME}' is already up with nodes/underlay/pod-CIDR-base '${have}', not '${NODES} ${UNDERLAY} ${POD_CIDR_BASE}'; use --recreate (or down first)"
+      fi
+      log "cluster '${NAME}' is already up (${NODES} nodes, underlay ${UNDERLAY}); nothing to do ('--recreate' to start afresh)"
+      return 0
+    fi
+  elif [[ -e "${OUT_DIR}" || -n "$(cluster_netns_list)" ]]; then
+    log "found leftovers of cluster '${NAME}' (not healthy): removing them first"
+    cmd_down
+  fi
+
+  ensure_packages
+  build_binaries
+  log "binaries ready ($((SECONDS - t0))s)"
+  log "creating cluster '${NAME}': ${NODES} node(s), underlay ${UNDERLAY}, API ${API_URL}, pod CIDRs ${POD_CIDR_BASE}.<i>.0/24"
+  mkdir -p "${OUT_DIR}"
+  install_agent_binary
+  make_pki
+  create_underlay
+  start_control_plane
+  # While kube-apiserver starts: the nodes' namespaces and OVS.
+  local i node
+  for ((i = 0; i < NODES; i++)); do
+    node="$(node_name "${i}")"
+    create_node_netns "${i}"
+    start_node_ovs "${node}"
+  done
+  log "node namespaces and OVS ready ($((SECONDS - t0))s); waiting for kube-apiserver"
+  wait_apiserver
+  log "kube-apiserver ready ($((SECONDS - t0))s)"
+  setup_agent_identity
+  create_node_objects
+  for ((i = 0; i < NODES; i++)); do
+    start_agent "$(node_name "${i}")"
+  done
+  cat >"${STATE_FILE}" <<EOF
+# Written by hack/local-cluster.sh up; read by its other commands.
+STATE_NODES=${NODES}
+STATE_UNDERLAY=${UNDERLAY}
+STATE_POD_CIDR_BASE=${POD_CIDR_BASE}
+EOF
+  log "agents started ($((SECONDS - t0))s); waiting for every node to have $((NODES - 1)) remote ARP flow(s) in table 20"
+  wait_converged
+  local ms=$((($(date +%s%N) - start_ns) / 1000000))
+  log "cluster '${NAME}' is up and converged in $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s"
+  log "  kubectl:  hack/local-cluster.sh $([[ ${NAME} == nrt ]] || echo "--name ${NAME} ")kubectl get nodes -o wide"
+  log "  a node:   hack/local-cluster.sh $([[ ${NAME} == nrt ]] || echo "--name ${NAME} ")exec worker1 -- ovs-ofctl dump-flows br-int table=20 --no-stats"
+  log "  tear down: hack/local-cluster.sh down$([[ ${NAME} == nrt ]] || echo " --name ${NAME}")"
+}
+
+cmd_down() {
+  require_root
+  derive
+  local -a pids=() namespaces=()
+  local ns pid f
+  mapfile -t namespaces < <(cluster_netns_list)
+  # 1. Processes: pidfiles (checked to still be ours), everything inside the
+  #    cluster's namespaces, and anything whose command line names OUT_DIR.
+  if [[ -d "${OUT_DIR}" ]]; then
+    while IFS= read -r f; do
+      pid="$(read_pid "${f}")"
+      pid_alive "${pid}" && pid_is_ours "${pid}" && pids+=("${pid}")
+    done < <(find "${OUT_DIR}" -name '*.pid' -type f 2>/dev/null)
+  fi
+  for ns in "${namespaces[@]}"; do
+    while IFS= read -r pid; do [[ -n "${pid}" ]] && pids+=("${pid}"); done < <(ip netns pids "${ns}" 2>/dev/null || true)
+  done
+  while IFS= read -r pid; do pids+=("${pid}"); done < <(pids_with_cmdline "${OUT_DIR}/")
+  mapfile -t pids < <(printf '%s\n' "${pids[@]}" | grep -E '^[0-9]+$' | grep -vxF -e "$$" -e "${BASHPID}" | sort -un || true)
+  if ((${#pids[@]} > 0)); then
+    log "down '${NAME}': stopping ${#pids[@]} process(es): $(for p in "${pids[@]}"; do printf '%s(%s) ' "${p}" "$(proc_name "${p}")"; done)"
+    # In order: agents (and anything else in the namespaces), OVS,
+    # kube-apiserver, etcd (the API server shuts down slowly without etcd).
+    local -a g1=() g2=() g3=() g4=()
+    for p in "${pids[@]}"; do
+      case "$(proc_name "${p}")" in
+        ovsdb-server|ovs-vswitchd) g2+=("${p}") ;;
+        kube-apiserver) g3+=("${p}") ;;
+        etcd) g4+=("${p}") ;;
+        *) g1+=("${p}") ;;
+      esac
+    done
+    stop_pids "${g1[@]}"
+    stop_pids "${g2[@]}"
+    stop_pids "${g3[@]}"
+    stop_pids "${g4[@]}"
+    wait_reaped 5 "${pids[@]}"
+  fi
+  # 2. Namespaces (their links go with them): nodes first, the underlay last.
+  for ns in "${namespaces[@]}"; do
+    [[ "${ns}" == "${NET_NS}" ]] && continue
+    ip netns delete "${ns}" 2>/dev/null || true
+  done
+  local n
+  for n in "${namespaces[@]}"; do
+    [[ "${n}" == "${NET_NS}" ]] && { ip netns delete "${NET_NS}" 2>/dev/null || true; }
+  done
+  # 3. Files.
+  local had_dir=0
+  [[ -e "${OUT_DIR}" ]] && had_dir=1 && rm -rf "${OUT_DIR}"
+  rmdir "${CLUSTERS_DIR}" 2>/dev/null || true
+  # 4. Check.
+  local rest_ns rest_ps
+  rest_ns="$(cluster_netns_list | tr '\n' ' ')"
+  rest_ps="$(pids_with_cmdline "${OUT_DIR}/" | tr '\n' ' ')"
+  [[ -z "${rest_ns}" && -z "${rest_ps}" ]] || die "down '${NAME}': still there: namespaces [${rest_ns}] processes [${rest_ps}]"
+  if ((${#namespaces[@]} == 0 && ${#pids[@]} == 0 && had_dir == 0)); then
+    log "down '${NAME}': nothing to remove"
+  else
+    log "down '${NAME}': removed ${#pids[@]} process(es), namespace(s) [${namespaces[*]}]$( ((had_dir)) && echo ", ${OUT_DIR#"${REPO_ROOT}/"}")"
+  fi
+}
+
+cmd_status() {
+  require_root
+  derive
+  if [[ ! -f "${STATE_FILE}" ]]; then
+    if [[ -e "${OUT_DIR}" || -n "$(cluster_netns_list)" ]]; then
+      echo "cluster '${NAME}': NOT UP (leftovers: namespaces [$(cluster_netns_list | tr '\n' ' ')]; 'down' removes them)"
+    else
+      echo "cluster '${NAME}': not up"
+    fi
+    return 1
+  fi
+  load_state
+  local ok=0 health cp="${OUT_DIR}/control-plane"
+  health="$(kubectl_admin get --raw /readyz 2>&1 | head -n1)" || true
+  [[ "${health}" == ok ]] || ok=1
+  printf "cluster '%s': underlay %s (netns %s), %d node(s)\n" "${NAME}" "${UNDERLAY}" "${NET_NS}" "${NODES}"
+  printf "  etcd pid %s %s, kube-apiserver pid %s %s, %s /readyz: %s\n" \
+    "$(read_pid "${cp}/etcd.pid")" "$(pid_alive "$(read_pid "${cp}/etcd.pid")" && echo running || echo DEAD)" \
+    "$(read_pid "${cp}/kube-apiserver.pid")" "$(pid_alive "$(read_pid "${cp}/kube-apiserver.pid")" && echo running || echo DEAD)" \
+    "${API_URL}" "${health}"
+  local nodes_json=""
+  [[ "${health}" == ok ]] && nodes_json="$(kubectl_admin get nodes -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.podCIDRs[*]}{"\n"}{end}' 2>/dev/null || true)"
+  printf '  %-9s %-18s %-13s %-16s %-9s %-16s %s\n' NODE NETNS NODE-IP AGENT OVS POD-CIDR "ARP-FLOWS(have/want)"
+  local i node dir apid agent ovs cidr flows want
+  for ((i = 0; i < NODES; i++)); do
+    node="$(node_name "${i}")"
+    dir="$(node_dir "${node}")"
+    apid="$(read_pid "${dir}/agent.pid")"
+    if pid_alive "${apid}"; then agent="running(${apid})"; else agent="DEAD"; ok=1; fi
+    if pid_alive "$(read_pid "${dir}/ovs/ovsdb-server.pid")" && pid_alive "$(read_pid "${dir}/ovs/ovs-vswitchd.pid")" &&
+      in_node "${node}" ovs-appctl --timeout=2 -t "${dir}/ovs/ovs-vswitchd.ctl" version >/dev/null 2>&1; then
+      ovs="running"
+    else
+      ovs="DOWN"; ok=1
+    fi
+    cidr="$(awk -v n="${node}" '$1 == n { print $2 }' <<<"${nodes_json}")"
+    [[ -n "${cidr}" ]] || cidr="(no Node)"
+    flows="$(remote_flow_count "${node}")"
+    # Wanted: one per other Node object that has a pod CIDR.
+    want="$(awk -v n="${node}" '$1 != n && NF >= 2' <<<"${nodes_json}" | wc -l)"
+    [[ "${flows}" == "${want}" ]] || ok=1
+    printf '  %-9s %-18s %-13s %-16s %-9s %-16s %s\n' "${node}" "$(node_ns "${node}")" "$(node_ip "${i}")" \
+      "${agent}" "${ovs}" "${cidr}" "${flows}/${want}"
+  done
+  return "${ok}"
+}
+
+# Leading --name NAME (or --name=NAME) of exec and kubectl; sets NARGS to
+# what follows. A '--' ends our options.
+leading_name_opt() {
+  NARGS=()
+  while (($#)); do
+    case "$1" in
+      --name) NAME="${2:?--name needs a value}"; shift 2 ;;
+      --name=*) NAME="${1#--name=}"; shift ;;
+      *) break ;;
+    esac
+  done
+  NARGS=("$@")
+}
+
+cmd_exec() { # [--name NAME] NODE [--] CMD...
+  require_root
+  leading_name_opt "$@"
+  set -- "${NARGS[@]}"
+  derive
+  (($# >= 1)) || die "usage: exec NODE -- CMD [ARGS...]"
+  local node=$1
+  shift
+  [[ "${1:-}" == -- ]] && shift
+  (($# >= 1)) || die "usage: exec NODE -- CMD [ARGS...]"
+  load_state
+  if [[ "${node}" == net ]]; then
+    exec ip netns exec "${NET_NS}" env PATH="${REPO_ROOT}/bin:${K8S_BIN_DIR}:${PATH}" "$@"
+  fi
+  require_node "${node}"
+  local ovs
+  ovs="$(node_ovs_dir "${node}")"
+  exec ip netns exec "$(node_ns "${node}")" env \
+    OVS_RUNDIR="${ovs}" OVS_DBDIR="${ovs}" OVS_LOGDIR="${ovs}" OVS_SYSCONFDIR="${ovs}" \
+    NODEROUTE_API_SOCKET="$(node_dir "${node}")/agent.sock" \
+    PATH="${REPO_ROOT}/bin:${PATH}" "$@"
+}
+
+cmd_kubectl() { # [--name NAME] [--] ARGS...
+  require_root
+  leading_name_opt "$@"
+  set -- "${NARGS[@]}"
+  [[ "${1:-}" == -- ]] && shift
+  derive
+  load_state
+  exec ip netns exec "${NET_NS}" "${KUBECTL}" --kubeconfig "${ADMIN_KUBECONFIG}" "$@"
+}
+
+# stop-api / start-api: stop kube-apiserver and etcd, start them again with
+# the same data, certificates and tokens. For tests of what agents do while
+# the control plane is away.
+cmd_stop_api() {
+  require_root
+  derive
+  load_state
+  local component pidfile pid
+  for component in kube-apiserver etcd; do
+    pidfile="${OUT_DIR}/control-plane/${component}.pid"
+    pid="$(read_pid "${pidfile}")"
+    if pid_alive "${pid}" && pid_is_ours "${pid}"; then
+      stop_pids "${pid}"
+      log "${component} of '${NAME}' stopped (pid ${pid})"
+    else
+      log "${component} of '${NAME}' is not running"
+    fi
+    rm -f "${pidfile}"
+  done
+}
+
+cmd_start_api() {
+  require_root
+  derive
+  load_state
+  local pid
+  pid="$(read_pid "${OUT_DIR}/control-plane/kube-apiserver.pid")"
+  if pid_alive "${pid}"; then
+    log "kube-apiserver of '${NAME}' is already running (pid ${pid})"
+  else
+    pid_alive "$(read_pid "${OUT_DIR}/control-plane/etcd.pid")" || start_etcd
+    start_apiserver
+  fi
+  wait_apiserver
+  log "kube-apiserver of '${NAME}' ready (pid $(read_pid "${OUT_DIR}/control-plane/kube-apiserver.pid"))"
+}
+
+cmd_restart_agent() { # NODE [--kill]
+  require_root
+  derive
+  local node="" sig=TERM
+  while (($#)); do
+    case "$1" in
+      --kill) sig=KILL ;;
+      --name) NAME="${2:?--name needs a value}"; derive; shift ;;
+      --name=*) NAME="${1#--name=}"; derive ;;
+      -*) die "restart-agent: unknown option $1" ;;
+      *) [[ -z "${node}" ]] || die "restart-agent takes one NODE"; node=$1 ;;
+    esac
+    shift
+  done
+  [[ -n "${node}" ]] || die "usage: restart-agent NODE [--kill]"
+  load_state
+  require_node "${node}"
+  stop_agent "${node}" "${sig}"
+  install_agent_binary
+  start_agent "${node}"
+  log "agent of ${node} started again (pid $(read_pid "$(node_dir "${node}")/agent.pid")); log: ${OUT_DIR#"${REPO_ROOT}/"}/${node}/agent.log"
+}
+
+cmd_logs() { # NODE [-f] [-n LINES]
+  derive
+  local node="" follow=0 lines=100
+  while (($#)); do
+    case "$1" in
+      -f|--follow) follow=1 ;;
+      -n) lines="${2:?-n needs a value}"; shift ;;
+      --name) NAME="${2:?--name needs a value}"; derive; shift ;;
+      --name=*) NAME="${1#--name=}"; derive ;;
+      -*) die "logs: unknown option $1" ;;
+      *) node=$1 ;;
+    esac
+    shift
+  done
+  [[ -n "${node}" ]] || die "usage: logs NODE [-f] [-n LINES]"
+  load_state
+  require_node "${node}"
+  if ((follow)); then
+    exec tail -n "${lines}" -F "$(node_dir "${node}")/agent.log"
+  fi
+  exec tail -n "${lines}" "$(node_dir "${node}")/agent.log"
+}
+
+# ---------------------------------------------------------------------------
+
+parse_common_opts() { # options of up/down/status; sets REST
+  while (($#)); do
+    case "$1" in
+      --name) NAME="${2:?--name needs a value}"; shift ;;
+      --name=*) NAME="${1#--name=}" ;;
+      --nodes) NODES="${2:?--nodes needs a value}"; shift ;;
+      --nodes=*) NODES="${1#--nodes=}" ;;
+      --underlay) UNDERLAY="${2:?--underlay needs a value}"; shift ;;
+      --underlay=*) UNDERLAY="${1#--underlay=}" ;;
+      --pod-cidr-base) POD_CIDR_BASE="${2:?--pod-cidr-base needs a value}"; shift ;;
+      --pod-cidr-base=*) POD_CIDR_BASE="${1#--pod-cidr-base=}" ;;
+      --timeout) CONVERGE_TIMEOUT="${2:?--timeout needs a value}"; shift ;;
+      --timeout=*) CONVERGE_TIMEOUT="${1#--timeout=}" ;;
+      --recreate) RECREATE=1 ;;
+      -h|--help) usage; exit 0 ;;
+      *) die "unknown argument '$1' (see hack/local-cluster.sh help)" ;;
+    esac
+    shift
+  done
+}
+
+main() {
+  # Global options before the command.
+  while (($#)); do
+    case "$1" in
+      --name) NAME="${2:?--name needs a value}"; shift 2 ;;
+      --name=*) NAME="${1#--name=}"; shift ;;
+      *) break ;;
+    esac
+  done
+  local cmd="${1:-help}"
+  (($#)) && shift
+  case "${cmd}" in
+    up) parse_common_opts "$@"; cmd_up ;;
+    down) parse_common_opts "$@"; cmd_down ;;
+    status) parse_common_opts "$@"; cmd_status ;;
+    exec) cmd_exec "$@" ;;
+    kubectl) cmd_kubectl "$@" ;;
+    restart-agent) cmd_restart_agent "$@" ;;
+    logs) cmd_logs "$@" ;;
+    stop-api) parse_common_opts "$@"; cmd_stop_api ;;
+    start-api) parse_common_opts "$@"; cmd_start_api ;;
+    help|-h|--help) usage ;;
+    *) usage >&2; die "unknown command '${cmd}'" ;;
+  esac
+}
+
+main "$@"
