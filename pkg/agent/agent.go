@@ -18,7 +18,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/noderoute/noderoute/pkg/agent/apiserver"
 	"github.com/noderoute/noderoute/pkg/agent/config"
+	"github.com/noderoute/noderoute/pkg/agent/metrics"
 	"github.com/noderoute/noderoute/pkg/agent/noderoute"
 	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 	"github.com/noderoute/noderoute/pkg/ovs/ovsconfig"
@@ -33,9 +35,22 @@ const gatewayLinkTimeout = 30 * time.Second
 // Run sets up the node and runs the controller until ctx ends. The flows
 // and routes stay in place when it returns, so that a restarted agent takes
 // over without a gap.
+//
+// The metrics server (/metrics, /healthz, /readyz) starts first, so that
+// probes answer while the agent waits for OVS and its pod CIDR; the local
+// API for agentctl starts once the controller exists.
 func Run(ctx context.Context, cfg *config.Config) error {
 	klog.InfoS("Starting noderoute-agent", "version", version.String(), "node", cfg.NodeName,
 		"bridge", cfg.OVSBridge, "ovsRunDir", cfg.OVSRunDir, "datapathType", cfg.OVSDatapathType)
+
+	m := metrics.New()
+	if addr := cfg.MetricsAddress(); addr != "" {
+		srv, err := m.Serve(addr)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
 
 	client, err := kubeClient(cfg.Kubeconfig)
 	if err != nil {
@@ -62,6 +77,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 
 	flows := openflow.NewOFClient(cfg.OVSBridge, cfg.MgmtSocket(), cfg.MAC())
 	defer flows.Disconnect()
+	m.SetSources(metrics.Sources{OVSConnected: flows.Connected})
 	if err := flows.Initialize(round); err != nil {
 		return err
 	}
@@ -72,6 +88,26 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		route.NewClient(nil, cfg.GatewayInterface), cfg.ResyncPeriod.Duration)
 	if err != nil {
 		return err
+	}
+	ctrl.SetObserver(m)
+	m.SetSources(metrics.Sources{Stats: ctrl.Stats, OVSConnected: flows.Connected, FullSyncDone: ctrl.FullSyncDone()})
+	if cfg.APISocket != "" {
+		local := &apiserver.Agent{
+			NodeName:         cfg.NodeName,
+			Version:          version.String(),
+			Bridge:           cfg.OVSBridge,
+			OVSRunDir:        cfg.OVSRunDir,
+			GatewayInterface: cfg.GatewayInterface,
+			VirtualMAC:       cfg.MAC().String(),
+			FlowRound:        round,
+			OVSConnected:     flows.Connected,
+			Controller:       ctrl,
+		}
+		api, err := apiserver.Serve(cfg.APISocket, local.State)
+		if err != nil {
+			return err
+		}
+		defer api.Close()
 	}
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
@@ -86,7 +122,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	if err := route.ConfigureGateway(nil, cfg.GatewayInterface, gateways, gatewayLinkTimeout); err != nil {
 		return fmt.Errorf("configure gateway interface: %w", err)
 	}
-	klog.InfoS("Gateway interface configured", "interface", cfg.GatewayInterface, "addresses", gateways)
+	klog.InfoS("Gateway interface configured", "interface", cfg.GatewayInterface, "addresses", fmt.Sprint(gateways))
 
 	return ctrl.Run(ctx)
 }

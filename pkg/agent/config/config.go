@@ -9,11 +9,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
+
+	"github.com/noderoute/noderoute/pkg/agent/apiserver"
 )
 
 // Config is the agent's configuration. The JSON names are the keys of the
@@ -39,6 +42,25 @@ type Config struct {
 	// ResyncPeriod is how often our routes are compared with the Nodes
 	// and repaired.
 	ResyncPeriod Duration `json:"resyncPeriod,omitempty"`
+	// APISocket is the unix socket of the local API agentctl talks to;
+	// empty turns the API off.
+	APISocket string `json:"apiSocket,omitempty"`
+	// MetricsBindAddress is the host:port of /metrics, /healthz and
+	// /readyz; empty or "0" turns them off.
+	MetricsBindAddress string `json:"metricsBindAddress,omitempty"`
+}
+
+// DefaultMetricsBindAddress is the loopback address: the agent runs with the
+// host's network, and its metrics need not be reachable from elsewhere
+// unless the operator says so.
+const DefaultMetricsBindAddress = "127.0.0.1:9475"
+
+// MetricsAddress is the metrics server's address, "" when it is off.
+func (c *Config) MetricsAddress() string {
+	if c.MetricsBindAddress == "0" {
+		return ""
+	}
+	return c.MetricsBindAddress
 }
 
 // Duration is a time.Duration written as "30s" or "5m" in the config file.
@@ -62,13 +84,15 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 // DaemonSet sets from the downward API.
 func Default() Config {
 	return Config{
-		NodeName:         os.Getenv("NODE_NAME"),
-		OVSBridge:        "br-int",
-		OVSRunDir:        "/var/run/openvswitch",
-		OVSDatapathType:  "system",
-		GatewayInterface: "antrea-gw0",
-		VirtualMAC:       "aa:bb:cc:dd:ee:ff",
-		ResyncPeriod:     Duration{time.Minute},
+		NodeName:           os.Getenv("NODE_NAME"),
+		OVSBridge:          "br-int",
+		OVSRunDir:          "/var/run/openvswitch",
+		OVSDatapathType:    "system",
+		GatewayInterface:   "antrea-gw0",
+		VirtualMAC:         "aa:bb:cc:dd:ee:ff",
+		ResyncPeriod:       Duration{time.Minute},
+		APISocket:          apiserver.DefaultSocket,
+		MetricsBindAddress: DefaultMetricsBindAddress,
 	}
 }
 
@@ -147,8 +171,28 @@ func (c *Config) Validate() error {
 	if c.ResyncPeriod.Duration < time.Second {
 		return bad("resync-period", "%s is below 1s", c.ResyncPeriod.Duration)
 	}
+	if sock := c.APISocket; sock != "" {
+		if !filepath.IsAbs(sock) {
+			return bad("api-socket", "%q is not an absolute path", sock)
+		}
+		if len(sock) > maxSocketPath {
+			return bad("api-socket", "%q is longer than %d bytes, the limit of unix socket paths", sock, maxSocketPath)
+		}
+	}
+	if addr := c.MetricsAddress(); addr != "" {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return bad("metrics-bind-address", "%v (want host:port, or 0 to turn metrics off)", err)
+		}
+		if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 && port != "0" {
+			return bad("metrics-bind-address", "%q: port %q is not a number from 0 to 65535", addr, port)
+		}
+	}
 	return nil
 }
+
+// maxSocketPath is the kernel's limit on unix socket paths.
+const maxSocketPath = 107
 
 // validInterfaceName applies the kernel's rules for link names.
 func validInterfaceName(name string) error {
@@ -171,7 +215,7 @@ func Parse(fs *flag.FlagSet, args []string) (*Config, error) {
 	cfg := Default()
 	var configFile string
 	flags := cfg // the flags' own values; only the ones set are used
-	fs.StringVar(&configFile, "config", "", "YAML config file (keys: nodeName, kubeconfig, ovsBridge, ovsRunDir, ovsDatapathType, gatewayInterface, virtualMAC, resyncPeriod); flags win over it")
+	fs.StringVar(&configFile, "config", "", "YAML config file (keys: nodeName, kubeconfig, ovsBridge, ovsRunDir, ovsDatapathType, gatewayInterface, virtualMAC, resyncPeriod, apiSocket, metricsBindAddress); flags win over it")
 	fs.StringVar(&flags.NodeName, "node-name", flags.NodeName, "name of the Kubernetes Node this agent runs on (default $NODE_NAME)")
 	fs.StringVar(&flags.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config)")
 	fs.StringVar(&flags.OVSBridge, "ovs-bridge", flags.OVSBridge, "OVS integration bridge")
@@ -180,6 +224,8 @@ func Parse(fs *flag.FlagSet, args []string) (*Config, error) {
 	fs.StringVar(&flags.GatewayInterface, "gateway-interface", flags.GatewayInterface, "internal port holding this node's gateway IP")
 	fs.StringVar(&flags.VirtualMAC, "virtual-mac", flags.VirtualMAC, "MAC address OVS answers ARP requests for remote gateways with")
 	fs.DurationVar(&flags.ResyncPeriod.Duration, "resync-period", flags.ResyncPeriod.Duration, "how often our routes are compared with the Nodes and repaired")
+	fs.StringVar(&flags.APISocket, "api-socket", flags.APISocket, "unix socket (mode 0600) of the local API that agentctl uses; empty turns it off")
+	fs.StringVar(&flags.MetricsBindAddress, "metrics-bind-address", flags.MetricsBindAddress, "host:port serving /metrics, /healthz and /readyz; 0 or empty turns them off")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -212,6 +258,10 @@ func Parse(fs *flag.FlagSet, args []string) (*Config, error) {
 			cfg.VirtualMAC = flags.VirtualMAC
 		case "resync-period":
 			cfg.ResyncPeriod = flags.ResyncPeriod
+		case "api-socket":
+			cfg.APISocket = flags.APISocket
+		case "metrics-bind-address":
+			cfg.MetricsBindAddress = flags.MetricsBindAddress
 		}
 	})
 	if err := cfg.Validate(); err != nil {

@@ -34,7 +34,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{NodeName: "worker1", OVSBridge: "br-int", OVSRunDir: "/var/run/openvswitch", OVSDatapathType: "system",
-		GatewayInterface: "antrea-gw0", VirtualMAC: "aa:bb:cc:dd:ee:ff", ResyncPeriod: Duration{time.Minute}}
+		GatewayInterface: "antrea-gw0", VirtualMAC: "aa:bb:cc:dd:ee:ff", ResyncPeriod: Duration{time.Minute},
+		APISocket: "/var/run/noderoute/agent.sock", MetricsBindAddress: "127.0.0.1:9475"}
 	if *cfg != want {
 		t.Errorf("defaults = %+v, want %+v", *cfg, want)
 	}
@@ -81,6 +82,11 @@ func TestBadValuesNameTheFlag(t *testing.T) {
 		{[]string{"--virtual-mac=01:00:5e:00:00:01"}, "virtual-mac"},
 		{[]string{"--virtual-mac=00:00:00:00:00:00"}, "virtual-mac"},
 		{[]string{"--resync-period=10ms"}, "resync-period"},
+		{[]string{"--api-socket=relative.sock"}, "api-socket"},
+		{[]string{"--api-socket=/" + strings.Repeat("x", 120)}, "api-socket"},
+		{[]string{"--metrics-bind-address=9475"}, "metrics-bind-address"},
+		{[]string{"--metrics-bind-address=127.0.0.1:http"}, "metrics-bind-address"},
+		{[]string{"--metrics-bind-address=:70000"}, "metrics-bind-address"},
 		{[]string{"--config=" + writeFile(t, "nodeNmae: typo\n")}, "config"},
 		{[]string{"--config=" + writeFile(t, "virtualMAC: [1, 2]\n")}, "config"},
 		{[]string{"--config=/no/such/file.yaml"}, "config"},
@@ -101,5 +107,37 @@ func TestBadValuesNameTheFlag(t *testing.T) {
 		if _, err := parse(t, args...); !errors.As(err, &fe) {
 			t.Errorf("%v: error %v, want a FlagError", args, err)
 		}
+	}
+}
+
+func TestAPISocketAndMetricsAddress(t *testing.T) {
+	t.Setenv("NODE_NAME", "worker1")
+	cfg, err := parse(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.APISocket != "/var/run/noderoute/agent.sock" || cfg.MetricsAddress() != "127.0.0.1:9475" {
+		t.Errorf("defaults: socket %q, metrics %q", cfg.APISocket, cfg.MetricsAddress())
+	}
+	// 0 and empty turn the servers off, from flags or from the file.
+	for _, args := range [][]string{
+		{"--api-socket=", "--metrics-bind-address=0"},
+		{"--config", writeFile(t, "apiSocket: \"\"\nmetricsBindAddress: \"\"\n")},
+		{"--config", writeFile(t, "metricsBindAddress: \"0\"\napiSocket: \"\"\n")},
+	} {
+		cfg, err := parse(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if cfg.APISocket != "" || cfg.MetricsAddress() != "" {
+			t.Errorf("%v: socket %q, metrics %q, want both off", args, cfg.APISocket, cfg.MetricsAddress())
+		}
+	}
+	cfg, err = parse(t, "--config", writeFile(t, "apiSocket: /run/a.sock\nmetricsBindAddress: 0.0.0.0:9000\n"), "--metrics-bind-address=:9100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.APISocket != "/run/a.sock" || cfg.MetricsAddress() != ":9100" {
+		t.Errorf("socket %q, metrics %q", cfg.APISocket, cfg.MetricsAddress())
 	}
 }

@@ -65,6 +65,9 @@ type Controller struct {
 	// fullSyncDone is closed once the first full sync and the clean-up
 	// of what earlier runs left are done.
 	fullSyncDone chan struct{}
+
+	// observer, when set, receives sync durations and errors.
+	observer Observer
 }
 
 // NewController wires a controller to the Node informer and the data plane.
@@ -122,11 +125,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return err
 	}
 	go wait.UntilWithContext(ctx, c.worker, time.Second)
-	go wait.UntilWithContext(ctx, func(context.Context) {
-		if err := c.reconcileRoutes(); err != nil {
-			klog.ErrorS(err, "Periodic route reconciliation failed")
-		}
-	}, c.resyncPeriod)
+	go wait.UntilWithContext(ctx, func(context.Context) { c.resync() }, c.resyncPeriod)
 	<-ctx.Done()
 	klog.InfoS("Stopping controller", "controller", controllerName)
 	return nil
@@ -146,7 +145,9 @@ func (c *Controller) initialSync(ctx context.Context) error {
 	start := time.Now()
 	backoff := wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Cap: 30 * time.Second, Steps: math.MaxInt32}
 	for attempt := 1; ; attempt++ {
+		attemptStart := time.Now()
 		failed, err := c.syncAll(attempt >= maxInitialSyncAttempts)
+		c.observe(SyncFull, attemptStart, err)
 		if err == nil {
 			for _, name := range failed {
 				c.queue.AddRateLimited(name)
@@ -161,15 +162,35 @@ func (c *Controller) initialSync(ctx context.Context) error {
 		case <-time.After(delay):
 		}
 	}
-	c.mu.Lock()
-	nodes, subnets := len(c.installed), 0
-	for _, s := range c.installed {
-		subnets += len(s)
-	}
-	c.mu.Unlock()
+	nodes, subnets := c.installedCounts()
 	klog.InfoS("First full sync done", "remoteNodes", nodes, "subnets", subnets, "duration", time.Since(start))
 	close(c.fullSyncDone)
 	return nil
+}
+
+// resync is the periodic pass: it repairs our routes (see reconcileRoutes)
+// and logs one line with the counts.
+func (c *Controller) resync() {
+	start := time.Now()
+	restored, deleted, err := c.reconcileRoutesCounted()
+	c.observe(SyncResync, start, err)
+	if err != nil {
+		klog.ErrorS(err, "Periodic route reconciliation failed", "duration", time.Since(start))
+		return
+	}
+	nodes, subnets := c.installedCounts()
+	klog.InfoS("Periodic resync done", "remoteNodes", nodes, "subnets", subnets,
+		"routesRestored", restored, "routesDeleted", deleted, "duration", time.Since(start))
+}
+
+// installedCounts returns how many remote Nodes and subnets are installed.
+func (c *Controller) installedCounts() (nodes, subnets int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.installed {
+		subnets += len(s)
+	}
+	return len(c.installed), subnets
 }
 
 // syncAll syncs every Node in the cache and then cleans up what earlier runs
@@ -179,11 +200,11 @@ func (c *Controller) initialSync(ctx context.Context) error {
 func (c *Controller) syncAll(allowPartial bool) (failed []string, err error) {
 	nodes, err := c.lister.List(labels.Everything())
 	if err != nil {
-		return nil, fmt.Errorf("list Nodes: %w", err)
+		return nil, kindError(ErrorKindNodeCache, fmt.Errorf("list Nodes: %w", err))
 	}
 	existing, err := c.routes.ListRoutes()
 	if err != nil {
-		return nil, fmt.Errorf("list our routes: %w", err)
+		return nil, kindError(ErrorKindRoutes, fmt.Errorf("list our routes: %w", err))
 	}
 	c.mu.Lock()
 	c.kernelRoutes = map[string]string{}
@@ -205,16 +226,19 @@ func (c *Controller) syncAll(allowPartial bool) (failed []string, err error) {
 		return nodes[i].Name < nodes[j].Name
 	})
 	for _, n := range nodes {
-		if err := c.syncNode(n.Name); err != nil {
+		start := time.Now()
+		err := c.syncNode(n.Name)
+		c.observe(SyncNode, start, err)
+		if err != nil {
 			klog.ErrorS(err, "Sync failed", "node", n.Name)
 			failed = append(failed, n.Name)
 		}
 	}
 	if len(failed) > 0 && !allowPartial {
-		return failed, fmt.Errorf("%d of %d Nodes failed: %v", len(failed), len(nodes), failed)
+		return failed, kindError(ErrorKindPartial, fmt.Errorf("%d of %d Nodes failed: %v", len(failed), len(nodes), failed))
 	}
 	if err := c.flows.DeleteStaleFlows(); err != nil {
-		return failed, err
+		return failed, kindError(ErrorKindFlows, err)
 	}
 	return failed, c.reconcileRoutes()
 }
@@ -230,7 +254,10 @@ func (c *Controller) processNextItem() bool {
 		return false
 	}
 	defer c.queue.Done(key)
-	if err := c.syncNode(key); err != nil {
+	start := time.Now()
+	err := c.syncNode(key)
+	c.observe(SyncNode, start, err)
+	if err != nil {
 		klog.ErrorS(err, "Sync failed, will retry", "node", key, "retries", c.queue.NumRequeues(key))
 		c.queue.AddRateLimited(key)
 		return true
@@ -245,7 +272,7 @@ func (c *Controller) processNextItem() bool {
 func (c *Controller) syncNode(name string) error {
 	node, err := c.lister.Get(name)
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("get Node %s from cache: %w", name, err)
+		return kindError(ErrorKindNodeCache, fmt.Errorf("get Node %s from cache: %w", name, err))
 	}
 	if apierrors.IsNotFound(err) {
 		node = nil
@@ -275,28 +302,49 @@ func (c *Controller) syncNode(name string) error {
 // wantedSubnets returns the Node's usable pod subnets, logging (and leaving
 // out) those that are malformed or would clash with others.
 func (c *Controller) wantedSubnets(node *corev1.Node) []podSubnet {
-	cidrs := nodePodCIDRs(node)
-	if len(cidrs) == 0 {
+	if len(nodePodCIDRs(node)) == 0 {
 		klog.V(2).InfoS("Node has no pod CIDR yet, waiting", "node", node.Name)
 		return nil
 	}
-	subnets, errs := parsePodSubnets(cidrs)
-	for _, err := range errs {
-		klog.ErrorS(err, "Ignoring unusable pod CIDR", "node", node.Name)
+	want, ignored, blockedByRemote := c.desiredSubnets(node)
+	for _, ig := range ignored {
+		klog.ErrorS(nil, "Ignoring pod CIDR", "node", node.Name, "podCIDR", ig.PodCIDR, "reason", ig.Reason)
 	}
-	delete(c.blocked, node.Name)
-	var want []podSubnet
-	for _, s := range subnets {
-		if other, clash := c.clash(node.Name, s); clash != "" {
-			klog.ErrorS(nil, "Ignoring pod CIDR that overlaps another", "node", node.Name, "podCIDR", s.key(), "overlaps", clash, "of", other)
-			if other != c.localNode {
-				c.blocked[node.Name] = true
-			}
-			continue
-		}
-		want = append(want, s)
+	if blockedByRemote {
+		c.blocked[node.Name] = true
+	} else {
+		delete(c.blocked, node.Name)
 	}
 	return want
+}
+
+// desiredSubnets computes, without side effects, the subnets of a remote Node
+// the controller wants and the pod CIDRs it leaves out, with the reason;
+// blockedByRemote tells whether one was left out because another remote
+// Node holds an overlapping CIDR. syncNode and State both use it, so what
+// agentctl reports is what the controller does. Callers hold c.mu.
+func (c *Controller) desiredSubnets(node *corev1.Node) (want []podSubnet, ignored []IgnoredCIDR, blockedByRemote bool) {
+	seen := map[string]bool{}
+	for _, cidr := range nodePodCIDRs(node) {
+		// One CIDR at a time, to tell which one an error is about.
+		subnets, errs := parsePodSubnets([]string{cidr})
+		for _, err := range errs {
+			ignored = append(ignored, IgnoredCIDR{PodCIDR: cidr, Reason: err.Error()})
+		}
+		for _, s := range subnets {
+			if seen[s.key()] {
+				continue
+			}
+			seen[s.key()] = true
+			if owner, clash := c.clash(node.Name, s); clash != "" {
+				ignored = append(ignored, IgnoredCIDR{PodCIDR: s.key(), Reason: fmt.Sprintf("overlaps %s of node %s", clash, owner)})
+				blockedByRemote = blockedByRemote || owner != c.localNode
+				continue
+			}
+			want = append(want, s)
+		}
+	}
+	return want, ignored, blockedByRemote
 }
 
 // clash returns the owner and CIDR of a subnet that s overlaps: this node's
@@ -333,14 +381,14 @@ func (c *Controller) apply(name string, want []podSubnet) error {
 		gateways = append(gateways, s.Gateway)
 	}
 	if err := c.flows.InstallNodeFlows(name, gateways); err != nil {
-		return fmt.Errorf("install ARP responder for node %s: %w", name, err)
+		return kindError(ErrorKindFlows, fmt.Errorf("install ARP responder for node %s: %w", name, err))
 	}
 	for _, s := range want {
 		if containsSubnet(have, s) || c.kernelRoutes[s.key()] == s.Gateway.String() {
 			continue
 		}
 		if err := c.routes.EnsureRoute(s.CIDR, s.Gateway); err != nil {
-			return fmt.Errorf("install route %s via %s for node %s: %w", s.CIDR, s.Gateway, name, err)
+			return kindError(ErrorKindRoutes, fmt.Errorf("install route %s via %s for node %s: %w", s.CIDR, s.Gateway, name, err))
 		}
 	}
 	released := false
@@ -349,7 +397,7 @@ func (c *Controller) apply(name string, want []podSubnet) error {
 			continue
 		}
 		if err := c.routes.DeleteRoute(old.CIDR); err != nil {
-			return fmt.Errorf("delete route %s of node %s: %w", old.CIDR, name, err)
+			return kindError(ErrorKindRoutes, fmt.Errorf("delete route %s of node %s: %w", old.CIDR, name, err))
 		}
 		released = true
 	}
@@ -396,6 +444,13 @@ func (c *Controller) updateLocalSubnets(node *corev1.Node) {
 // wants (left by an earlier run for Nodes deleted meanwhile, or added by
 // hand) and puts back wanted ones that were deleted or changed by hand.
 func (c *Controller) reconcileRoutes() error {
+	_, _, err := c.reconcileRoutesCounted()
+	return err
+}
+
+// reconcileRoutesCounted is reconcileRoutes that also returns how many
+// routes it restored and deleted.
+func (c *Controller) reconcileRoutesCounted() (restored, deleted int, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	wanted := map[string]podSubnet{}
@@ -406,7 +461,7 @@ func (c *Controller) reconcileRoutes() error {
 	}
 	routes, err := c.routes.ListRoutes()
 	if err != nil {
-		return fmt.Errorf("list our routes: %w", err)
+		return 0, 0, kindError(ErrorKindRoutes, fmt.Errorf("list our routes: %w", err))
 	}
 	correct := map[string]bool{}
 	for _, r := range routes {
@@ -415,8 +470,9 @@ func (c *Controller) reconcileRoutes() error {
 			continue
 		}
 		if err := c.routes.DeleteRoute(r.Dst); err != nil {
-			return fmt.Errorf("delete unwanted route %s: %w", r.Dst, err)
+			return restored, deleted, kindError(ErrorKindRoutes, fmt.Errorf("delete unwanted route %s: %w", r.Dst, err))
 		}
+		deleted++
 		klog.InfoS("Deleted route no Node wants", "dst", r.Dst, "gateway", r.Gateway)
 	}
 	for key, s := range wanted {
@@ -424,11 +480,12 @@ func (c *Controller) reconcileRoutes() error {
 			continue
 		}
 		if err := c.routes.EnsureRoute(s.CIDR, s.Gateway); err != nil {
-			return fmt.Errorf("restore route %s via %s: %w", s.CIDR, s.Gateway, err)
+			return restored, deleted, kindError(ErrorKindRoutes, fmt.Errorf("restore route %s via %s: %w", s.CIDR, s.Gateway, err))
 		}
+		restored++
 		klog.InfoS("Restored route", "dst", s.CIDR, "gateway", s.Gateway)
 	}
-	return nil
+	return restored, deleted, nil
 }
 
 func containsSubnet(list []podSubnet, s podSubnet) bool {

@@ -260,6 +260,9 @@ func (c *OFClient) sendBundle(mods []*openflow13.FlowMod) error {
 	return nil
 }
 
+// Connected reports whether the OpenFlow connection to the bridge is up.
+func (c *OFClient) Connected() bool { return c.currentSwitch() != nil }
+
 func (c *OFClient) currentSwitch() *ofctrl.OFSwitch {
 	c.swMu.Lock()
 	defer c.swMu.Unlock()
