@@ -1,0 +1,307 @@
+//go:build linux
+
+package agentctl_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/noderoute/noderoute/pkg/agent/apiserver"
+	"github.com/noderoute/noderoute/pkg/agent/metrics"
+	"github.com/noderoute/noderoute/pkg/agent/noderoute"
+	"github.com/noderoute/noderoute/pkg/agentctl"
+	"github.com/noderoute/noderoute/pkg/ovs/openflow"
+	"github.com/noderoute/noderoute/pkg/ovs/ovsconfig"
+	"github.com/noderoute/noderoute/pkg/ovs/ovstest"
+	"github.com/noderoute/noderoute/pkg/route"
+)
+
+const (
+	bridgeName = "br-int"
+	gwIface    = "antrea-gw0"
+)
+
+func seedNodes() []runtime.Object {
+	mk := func(name, cidr string) runtime.Object {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: []string{cidr}}}
+	}
+	return []runtime.Object{mk("master", "10.222.0.0/24"), mk("worker1", "10.222.1.0/24"), mk("worker2", "10.222.2.0/24")}
+}
+
+// node is worker1 of the seed cluster as the agent sets it up (see
+// agent.Run): a bridge and routes in a throwaway netns, the controller over
+// a fake API server, the local API on a temporary socket and the metrics
+// on a free port.
+type node struct {
+	ovs     *ovstest.Instance
+	ctrl    *noderoute.Controller
+	socket  string
+	metrics string // base URL
+	run     func()
+}
+
+func setUp(t *testing.T) *node {
+	t.Helper()
+	inst := ovstest.Start(t)
+	ns, err := netns.GetFromPath(inst.NetNSPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	handle, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(handle.Close)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ovsdb, err := ovsconfig.New(ctx, inst.DBSock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ovsdb.Close()
+	if err := ovsdb.EnsureBridge(ctx, ovsconfig.BridgeConfig{Name: bridgeName, DatapathType: ovsconfig.DatapathNetdev, GatewayPort: gwIface}); err != nil {
+		t.Fatal(err)
+	}
+	round, err := ovsdb.NextFlowRound(ctx, bridgeName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, _ := net.ParseMAC("aa:bb:cc:dd:ee:ff")
+	flows := openflow.NewOFClient(bridgeName, inst.MgmtSock(bridgeName), mac)
+	if err := flows.Initialize(round); err != nil {
+		t.Fatal(err)
+	}
+	gw := &net.IPNet{IP: net.ParseIP("10.222.1.1").To4(), Mask: net.CIDRMask(24, 32)}
+	if err := route.ConfigureGateway(handle, gwIface, []*net.IPNet{gw}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	factory := informers.NewSharedInformerFactory(fake.NewSimpleClientset(seedNodes()...), 0)
+	// A long resync period, so that routes deleted by hand stay deleted
+	// until check has seen it.
+	ctrl, err := noderoute.NewController("worker1", factory.Core().V1().Nodes(), flows, route.NewClient(handle, gwIface), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	m := metrics.New()
+	msrv, err := m.Serve("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl.SetObserver(m)
+	m.SetSources(metrics.Sources{Stats: ctrl.Stats, OVSConnected: flows.Connected, FullSyncDone: ctrl.FullSyncDone()})
+
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	local := &apiserver.Agent{
+		NodeName: "worker1", Version: "test", Bridge: bridgeName, OVSRunDir: inst.RunDir,
+		GatewayInterface: gwIface, VirtualMAC: mac.String(), FlowRound: round,
+		OVSConnected: flows.Connected, Controller: ctrl,
+	}
+	api, err := apiserver.Serve(sock, local.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	done := make(chan struct{})
+	n := &node{ovs: inst, ctrl: ctrl, socket: sock, metrics: "http://" + msrv.Addr().String()}
+	n.run = func() {
+		factory.Start(ctx.Done())
+		go func() {
+			defer close(done)
+			if err := ctrl.Run(ctx); err != nil {
+				t.Errorf("controller: %v", err)
+			}
+		}()
+		select {
+		case <-ctrl.FullSyncDone():
+		case <-time.After(30 * time.Second):
+			t.Fatal("first full sync not done after 30s")
+		}
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+		api.Close()
+		msrv.Close()
+		flows.Disconnect()
+	})
+	return n
+}
+
+// agentctl runs agentctl in-process against the node: its API socket, and
+// routes in its netns.
+func (n *node) agentctl(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	full := append([]string{"--api-socket", n.socket, "--netns", n.ovs.NetNSPath()}, args...)
+	start := time.Now()
+	code := agentctl.Run(context.Background(), full, agentctl.Env{Stdout: &stdout, Stderr: &stderr})
+	t.Logf("$ agentctl %s   (exit %d, %s)\n%s%s", strings.Join(args, " "), code, time.Since(start).Round(time.Millisecond), stdout.String(), stderr.String())
+	return code, stdout.String(), stderr.String()
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func gauges(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p expfmt.TextParser
+	families, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for name, f := range families {
+		if ms := f.GetMetric(); len(ms) == 1 && ms[0].Gauge != nil {
+			out[name] = ms[0].GetGauge().GetValue()
+		}
+	}
+	return out
+}
+
+func TestAgentctlAgainstRealBridge(t *testing.T) {
+	n := setUp(t)
+	if code, body := httpGet(t, n.metrics+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz before the first full sync: %d %q", code, body)
+	}
+	n.run()
+	if code, body := httpGet(t, n.metrics+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz after the first full sync: %d %q", code, body)
+	}
+	if code, body := httpGet(t, n.metrics+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	g := gauges(t, n.metrics+"/metrics")
+	for name, want := range map[string]float64{
+		"noderoute_nodes_seen": 3, "noderoute_remote_nodes": 2, "noderoute_flows_installed": 2,
+		"noderoute_routes_installed": 2, "noderoute_ovs_connected": 1,
+	} {
+		if g[name] != want {
+			t.Errorf("%s = %v, want %v", name, g[name], want)
+		}
+	}
+	if ts := g["noderoute_last_full_sync_timestamp_seconds"]; time.Since(time.Unix(int64(ts), 0)) > time.Minute {
+		t.Errorf("last full sync timestamp %v", ts)
+	}
+
+	// flows --table 20 --no-stats: a header, then the seed's lines as
+	// ovs-ofctl prints them (with its leading space).
+	seed, err := os.ReadFile("../ovs/openflow/testdata/seed-table20.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := n.agentctl(t, "flows", "--table", "20", "--no-stats")
+	want := []string{"# table=20 ArpResponder"}
+	for _, l := range strings.Split(strings.TrimSpace(string(seed)), "\n") {
+		want = append(want, " "+l)
+	}
+	if code != 0 || errOut != "" || strings.TrimRight(out, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("flows --table 20 --no-stats: exit %d, stderr %q\n%s\nwant:\n%s", code, errOut, out, strings.Join(want, "\n"))
+	}
+
+	// Make the kernel ARP for worker2's gateway, so its flow counts a
+	// packet.
+	_, _ = n.ovs.Exec("ping", "-c", "1", "-W", "1", "10.222.2.5")
+	code, out, _ = n.agentctl(t, "flows", "--node", "worker2", "-o", "json")
+	var res agentctl.FlowsOutput
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 {
+		t.Fatalf("flows --node worker2 -o json: exit %d, %v\n%s", code, err, out)
+	}
+	if len(res.Flows) != 1 {
+		t.Fatalf("%d flows for worker2, want 1", len(res.Flows))
+	}
+	f := res.Flows[0]
+	if f.Node != "worker2" || f.Table != 20 || f.TableName != "ArpResponder" || f.Match != "arp,arp_tpa=10.222.2.1,arp_op=1" ||
+		f.Cookie.Raw != "0x1020000000000" || f.Cookie.Round != 1 || f.Cookie.CategoryName != "NodeRoute" ||
+		f.Packets == nil || *f.Packets < 1 || res.FlowRound == nil || *res.FlowRound != 1 {
+		t.Errorf("worker2's flow: %+v", f)
+	}
+
+	n.agentctl(t, "flows")
+	code, out, _ = n.agentctl(t, "routes")
+	wantRoutes := "DESTINATION     GATEWAY      NODE\n10.222.0.0/24   10.222.0.1   master\n10.222.2.0/24   10.222.2.1   worker2\n"
+	if code != 0 || out != wantRoutes {
+		t.Errorf("routes: exit %d\n%s\nwant:\n%s", code, out, wantRoutes)
+	}
+
+	code, out, _ = n.agentctl(t, "check")
+	if code != agentctl.ExitOK || !strings.Contains(out, "OK: no drift") {
+		t.Fatalf("check on a clean node: exit %d\n%s", code, out)
+	}
+
+	// Drift by hand: worker2's route and master's flow.
+	if out, err := n.ovs.Exec("ip", "route", "del", "10.222.2.0/24"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if out, err := n.ovs.Ofctl("del-flows", bridgeName, "table=20,arp,arp_tpa=10.222.0.1,arp_op=1"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	// The non-strict delete took only master's responder.
+	if out, _ := n.ovs.Ofctl("dump-flows", bridgeName, "table=20", "--no-stats"); strings.Count(out, "table=20") != 3 {
+		t.Fatalf("after del-flows:\n%s", out)
+	}
+	code, out, _ = n.agentctl(t, "check")
+	if code != agentctl.ExitDrift {
+		t.Fatalf("check after drift: exit %d, want 1\n%s", code, out)
+	}
+	for _, want := range []string{
+		"missing flow of node master:\n  cookie=0x1020000000000, table=20, priority=200,arp,arp_tpa=10.222.0.1,arp_op=1 actions=",
+		"missing route of node worker2:\n  10.222.2.0/24 via 10.222.2.1 proto 94 onlink",
+		"DRIFT: 1 missing flow, 1 missing route",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q", want)
+		}
+	}
+	code, out, _ = n.agentctl(t, "check", "-o", "json")
+	var rep agentctl.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 || len(rep.Problems) != 2 {
+		t.Errorf("check -o json: exit %d, %v, %+v", code, err, rep)
+	}
+
+	// Unreachable agent and OVS: one line naming the path tried.
+	code, _, errOut = n.agentctl(t, "--api-socket", "/nonexistent/agent.sock", "check")
+	if code != agentctl.ExitError || !strings.Contains(errOut, "/nonexistent/agent.sock") || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("check without agent: exit %d, %q", code, errOut)
+	}
+	code, _, errOut = n.agentctl(t, "flows", "--ovs-rundir", "/nonexistent")
+	if code != agentctl.ExitError || !strings.Contains(errOut, "/nonexistent/br-int.mgmt") || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("flows without OVS: exit %d, %q", code, errOut)
+	}
+	n.agentctl(t, "version")
+}

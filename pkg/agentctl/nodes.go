@@ -1,0 +1,67 @@
+package agentctl
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/noderoute/noderoute/pkg/agent/apiserver"
+	"github.com/noderoute/noderoute/pkg/agent/noderoute"
+	"github.com/noderoute/noderoute/pkg/agentctl/ofctl"
+	"github.com/noderoute/noderoute/pkg/ovs/openflow"
+)
+
+// nodeIndex maps gateway IPs and pod CIDRs to the remote Nodes they belong
+// to, from what the agent wants and what it has installed.
+type nodeIndex struct {
+	byGateway map[string]string
+	byCIDR    map[string]string
+}
+
+func newNodeIndex(st *apiserver.State) nodeIndex {
+	ix := nodeIndex{byGateway: map[string]string{}, byCIDR: map[string]string{}}
+	if st == nil {
+		return ix
+	}
+	for _, n := range st.RemoteNodes {
+		// Installed first, so that what the Node wants now wins.
+		for _, s := range append(append([]noderoute.Subnet(nil), n.Installed...), n.Desired...) {
+			ix.byGateway[s.GatewayIP] = n.Name
+			ix.byCIDR[s.PodCIDR] = n.Name
+		}
+	}
+	return ix
+}
+
+// flowNode returns the remote Node an ARP responder flow answers for: the
+// owner of its arp_tpa. Other flows belong to no Node.
+func (ix nodeIndex) flowNode(f *ofctl.Flow) string {
+	if openflow.DecodeCookie(f.Cookie).Category != openflow.CategoryNodeRoute {
+		return ""
+	}
+	tpa, ok := f.MatchField("arp_tpa")
+	if !ok {
+		return ""
+	}
+	return ix.byGateway[tpa]
+}
+
+// checkNodeName tells why --node name cannot select anything, or nil.
+func checkNodeName(st *apiserver.State, name string) error {
+	if name == st.NodeName {
+		return fmt.Errorf("%s is the node the agent runs on: there are no flows or routes to it, only to the other Nodes", name)
+	}
+	if st.RemoteNode(name) == nil {
+		var names []string
+		for _, n := range st.RemoteNodes {
+			names = append(names, n.Name)
+		}
+		sort.Strings(names)
+		known := "none"
+		if len(names) > 0 {
+			known = strings.Join(names, ", ")
+		}
+		return fmt.Errorf("the agent on %s knows no remote Node %q (remote Nodes: %s)", st.NodeName, name, known)
+	}
+	return nil
+}
