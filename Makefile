@@ -9,7 +9,7 @@ COMMIT        ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS       := -X github.com/noderoute/noderoute/pkg/version.Version=$(VERSION) \
                  -X github.com/noderoute/noderoute/pkg/version.Commit=$(COMMIT)
 GO_BUILD      := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
-BINARIES      := noderoute-agent
+BINARIES      := noderoute-agent agentctl
 # Integration tests share the machine's OVS binaries and namespaces: keep
 # packages sequential so their OVS instances do not starve each other.
 TEST_FLAGS    ?= -count=1 -p 1

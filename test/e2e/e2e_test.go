@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -270,5 +271,36 @@ func TestAPIServerOutage(t *testing.T) {
 		if dp.Routes["10.222.210.0/24"] != "10.222.210.1" {
 			t.Errorf("%s did not resync after the outage: %s", node, dp)
 		}
+	}
+}
+
+// TestAgentctlCheckFindsDrift runs agentctl on a node as an operator would:
+// check is clean, a route deleted by hand makes it exit 1 and name the
+// route, and it is clean again once the route is back.
+func TestAgentctlCheckFindsDrift(t *testing.T) {
+	state := waitConverged(t)
+	ctx := context.Background()
+	node := provider.Nodes()[0]
+	if out, err := provider.Exec(ctx, node, "agentctl", "check"); err != nil {
+		t.Fatalf("agentctl check on a converged node: %v\n%s", err, out)
+	}
+	var dst, gw string
+	for d, g := range state[node].Routes {
+		dst, gw = d, g
+		break
+	}
+	if out, err := provider.Exec(ctx, node, "ip", "route", "del", dst); err != nil {
+		t.Fatalf("delete route %s: %v: %s", dst, err, out)
+	}
+	out, err := provider.Exec(ctx, node, "agentctl", "check")
+	var exitErr interface{ ExitCode() int }
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 || !strings.Contains(out, dst) {
+		t.Errorf("agentctl check after deleting %s: %v (want exit 1 naming the route)\n%s", dst, err, out)
+	}
+	if out, err := provider.Exec(ctx, node, "ip", "route", "replace", dst, "via", gw, "dev", "antrea-gw0", "onlink", "proto", "94"); err != nil {
+		t.Fatalf("restore route: %v: %s", err, out)
+	}
+	if out, err := provider.Exec(ctx, node, "agentctl", "check"); err != nil {
+		t.Errorf("agentctl check after restoring the route: %v\n%s", err, out)
 	}
 }
