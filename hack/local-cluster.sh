@@ -39,6 +39,7 @@ NAME="${NRT_CLUSTER_NAME:-nrt}"
 NODES="${NRT_NODES:-3}"
 UNDERLAY="${NRT_UNDERLAY:-}"
 POD_CIDR_BASE="${NRT_POD_CIDR_BASE:-10.222}"
+IP_FAMILY="${NRT_IP_FAMILY:-ipv4}"
 CONVERGE_TIMEOUT="${NRT_CONVERGE_TIMEOUT:-120}"
 AGENT_VERBOSITY="${NRT_AGENT_V:-2}"
 TOKEN_DURATION="${NRT_TOKEN_DURATION:-8760h}"
@@ -52,7 +53,7 @@ A noderoute cluster made of network namespaces on this machine (root only).
 
 Commands:
   up [--name NAME] [--nodes N] [--underlay A.B.C.0/24] [--pod-cidr-base A.B]
-     [--timeout SECONDS] [--recreate]
+     [--ipv6 | --dual-stack] [--timeout SECONDS] [--recreate]
         Create the cluster and wait until every agent has converged. If it is
         already up and healthy: says so and exits 0 (--recreate: tear it down
         and create it again). Leftovers of a broken cluster are removed first.
@@ -60,7 +61,8 @@ Commands:
         Remove every process, namespace and file of the cluster. Idempotent;
         works after a crash of 'up' halfway.
   status [--name NAME]
-        API server health; per node: agent, OVS, pod CIDR, table-20 flows.
+        API server health; per node: agent, OVS, pod CIDR(s), responder flows
+        (ARP in table 20, NDP in table 21).
   exec NODE -- CMD [ARGS...]
         Run CMD in NODE's namespace with OVS_RUNDIR set to its OVS (so
         'ovs-vsctl show', 'ovs-ofctl dump-flows br-int table=20' work) and
@@ -85,6 +87,11 @@ Options (and environment variables):
   --underlay CIDR      underlay /24 (NRT_UNDERLAY; default 10.79.1.0/24 for 'nrt', else
                        10.79.X.0/24 with X derived from the name, see docs/local-cluster.md)
   --pod-cidr-base A.B  node i gets pod CIDR A.B.i.0/24 (NRT_POD_CIDR_BASE, default 10.222)
+  --ipv6               single-stack IPv6 pod CIDRs: node i gets fd00:A:B:i::/64
+                       (fd00:10:222:i::/64 by default; A, B and i written as they are
+                       in decimal); the underlay stays IPv4 (NRT_IP_FAMILY=ipv6)
+  --dual-stack         both: A.B.i.0/24 and fd00:A:B:i::/64, IPv4 first (NRT_IP_FAMILY=dual)
+  --ipv4               IPv4 only, the default (NRT_IP_FAMILY=ipv4)
   --timeout SECONDS    bound on waiting for convergence (NRT_CONVERGE_TIMEOUT, default 120)
   NRT_AGENT_V          agent -v level (default 2)
 EOF
@@ -132,6 +139,10 @@ derive_addresses() {
   [[ "${POD_CIDR_BASE}" =~ ^([0-9]{1,3})\.([0-9]{1,3})$ ]] ||
     die "pod CIDR base '${POD_CIDR_BASE}' must be A.B (or A.B.0.0/16)"
   for o in "${BASH_REMATCH[@]:1:2}"; do ((o <= 255)) || die "pod CIDR base '${POD_CIDR_BASE}': octet ${o} > 255"; done
+  case "${IP_FAMILY}" in
+    ipv4|ipv6|dual) ;;
+    *) die "IP family '${IP_FAMILY}' must be ipv4, ipv6 or dual (--ipv4, --ipv6, --dual-stack)" ;;
+  esac
   if ! [[ "${NODES}" =~ ^[0-9]+$ ]] || ((NODES < 1 || NODES > MAX_NODES)); then
     die "--nodes must be 1..${MAX_NODES}, got '${NODES}'"
   fi
@@ -148,6 +159,39 @@ node_index() { # NODE -> i, or fails
 node_ns() { echo "${NAME}-$1"; }
 node_ip() { echo "${UNDERLAY_PREFIX}.$((200 + $1))"; }
 node_pod_cidr() { echo "${POD_CIDR_BASE}.$1.0/24"; }
+# IPv6 pod CIDR of node i: fd00:A:B:i::/64 for pod CIDR base A.B, the decimal
+# digits used as hex groups (10.222 -> fd00:10:222:i::/64), so that the two
+# families of one node read alike. Written canonically (RFC 5952, as the API
+# server wants it): trailing zero groups join the '::' (node 0 of 10.222 is
+# fd00:10:222::/64).
+node_pod_cidr6() {
+  local -a groups=(fd00 "$((10#${POD_CIDR_BASE%.*}))" "$((10#${POD_CIDR_BASE#*.}))")
+  if [[ "$1" == '<i>' ]]; then
+    groups+=("$1")
+  else
+    groups+=("$((10#$1))")
+    while [[ "${groups[-1]}" == 0 ]]; do unset 'groups[-1]'; done
+  fi
+  local IFS=:
+  echo "${groups[*]}::/64"
+}
+# Pod CIDRs of node i for the cluster's IP family, space-separated, IPv4
+# first (Kubernetes lists the primary family first).
+node_pod_cidrs() {
+  case "${IP_FAMILY}" in
+    ipv4) node_pod_cidr "$1" ;;
+    ipv6) node_pod_cidr6 "$1" ;;
+    dual) echo "$(node_pod_cidr "$1") $(node_pod_cidr6 "$1")" ;;
+  esac
+}
+family_count() { if [[ "${IP_FAMILY}" == dual ]]; then echo 2; else echo 1; fi; }
+pod_cidrs_text() { # how 'up' describes the pod CIDRs
+  case "${IP_FAMILY}" in
+    ipv4) echo "${POD_CIDR_BASE}.<i>.0/24" ;;
+    ipv6) node_pod_cidr6 '<i>' ;;
+    dual) echo "${POD_CIDR_BASE}.<i>.0/24 + $(node_pod_cidr6 '<i>')" ;;
+  esac
+}
 node_dir() { echo "${OUT_DIR}/$1"; }
 node_ovs_dir() { echo "${OUT_DIR}/$1/ovs"; }
 # The underlay side of node i's veth, inside <name>-net (interface names are
@@ -167,6 +211,8 @@ load_state() {
   # shellcheck disable=SC1090
   source "${STATE_FILE}"
   NODES="${STATE_NODES}" UNDERLAY="${STATE_UNDERLAY}" POD_CIDR_BASE="${STATE_POD_CIDR_BASE}"
+  # Clusters made before IPv6 support have no STATE_IP_FAMILY: IPv4.
+  IP_FAMILY="${STATE_IP_FAMILY:-ipv4}"
   derive_addresses
 }
 
@@ -192,10 +238,13 @@ in_node() { # NODE CMD...: with the node's OVS environment
     PATH="${REPO_ROOT}/bin:${PATH}" "$@"
 }
 
-remote_flow_count() { # NODE -> number of priority=200 flows in table 20 (0 if unreachable)
+remote_flow_count() { # NODE -> number of responder flows (priority=200 in tables 20 and 21; 0 if unreachable)
   local out
-  out="$(in_node "$1" ovs-ofctl --timeout=5 dump-flows br-int table=20 2>/dev/null)" || { echo 0; return; }
-  grep -c 'priority=200' <<<"${out}" || true
+  # One ARP responder (table 20) per remote IPv4 pod CIDR, one NDP
+  # responder (table 21) per remote IPv6 one. Table 22's priority-200 flow
+  # is a base flow and not counted.
+  out="$(in_node "$1" ovs-ofctl --timeout=5 dump-flows br-int 2>/dev/null)" || { echo 0; return; }
+  grep -cE 'table=2[01], .*priority=200,' <<<"${out}" || true
 }
 
 # ---------------------------------------------------------------------------
@@ -405,10 +454,11 @@ setup_agent_identity() {
 }
 
 create_node_objects() {
-  local i node manifest="${OUT_DIR}/nodes.yaml"
+  local i node manifest="${OUT_DIR}/nodes.yaml" cidrs
   : >"${manifest}"
   for ((i = 0; i < NODES; i++)); do
     node="$(node_name "${i}")"
+    read -ra cidrs <<<"$(node_pod_cidrs "${i}")"
     cat >>"${manifest}" <<EOF
 ---
 apiVersion: v1
@@ -419,8 +469,8 @@ metadata:
     kubernetes.io/hostname: ${node}
     noderoute.io/local-cluster: ${NAME}
 spec:
-  podCIDR: $(node_pod_cidr "${i}")
-  podCIDRs: ["$(node_pod_cidr "${i}")"]
+  podCIDR: ${cidrs[0]}
+  podCIDRs: [$(printf '"%s",' "${cidrs[@]}" | sed 's/,$//')]
 EOF
   done
   kubectl_admin apply -f "${manifest}" >/dev/null
@@ -517,10 +567,12 @@ stop_agent() { # NODE SIGNAL
   rm -f "${dir}/agent.pid"
 }
 
-# Waits until every node's table 20 has one ARP responder (priority=200) per
-# other node; fails early if an agent dies.
+# Waits until every node has one responder per remote pod CIDR: an ARP
+# responder (table 20, priority=200) per IPv4 one, an NDP responder (table
+# 21, priority=200) per IPv6 one, so (nodes - 1) x (number of families);
+# fails early if an agent dies.
 wait_converged() {
-  local want=$((NODES - 1)) deadline=$((SECONDS + CONVERGE_TIMEOUT)) i node pending
+  local want=$(((NODES - 1) * $(family_count))) deadline=$((SECONDS + CONVERGE_TIMEOUT)) i node pending
   while :; do
     pending=()
     for ((i = 0; i < NODES; i++)); do
@@ -533,7 +585,7 @@ $(tail -n 30 "$(node_dir "${node}")/agent.log")"
     ((${#pending[@]} == 0)) && return 0
     if ((SECONDS >= deadline)); then
       for node in "${pending[@]}"; do
-        printf '%s: %s/%s remote ARP flows in table 20; tail of agent.log:\n' "${node}" "$(remote_flow_count "${node}")" "${want}" >&2
+        printf '%s: %s/%s remote ARP/NDP responder flows in tables 20 and 21; tail of agent.log:\n' "${node}" "$(remote_flow_count "${node}")" "${want}" >&2
         tail -n 20 "$(node_dir "${node}")/agent.log" >&2
         printf '%s: tail of ovs/ovs-vswitchd.log:\n' "${node}" >&2
         tail -n 5 "$(node_ovs_dir "${node}")/ovs-vswitchd.log" >&2
@@ -575,9 +627,9 @@ cmd_up() {
     else
       local have
       # shellcheck disable=SC1090
-      have="$(source "${STATE_FILE}" && echo "${STATE_NODES} ${STATE_UNDERLAY} ${STATE_POD_CIDR_BASE}")"
-      if [[ "${have}" != "${NODES} ${UNDERLAY} ${POD_CIDR_BASE}" ]]; then
-        die "cluster '${NAME}' is already up with nodes/underlay/pod-CIDR-base '${have}', not '${NODES} ${UNDERLAY} ${POD_CIDR_BASE}'; use --recreate (or down first)"
+      have="$(source "${STATE_FILE}" && echo "${STATE_NODES} ${STATE_UNDERLAY} ${STATE_POD_CIDR_BASE} ${STATE_IP_FAMILY:-ipv4}")"
+      if [[ "${have}" != "${NODES} ${UNDERLAY} ${POD_CIDR_BASE} ${IP_FAMILY}" ]]; then
+        die "cluster '${NAME}' is already up with nodes/underlay/pod-CIDR-base/IP-family '${have}', not '${NODES} ${UNDERLAY} ${POD_CIDR_BASE} ${IP_FAMILY}'; use --recreate (or down first)"
       fi
       log "cluster '${NAME}' is already up (${NODES} nodes, underlay ${UNDERLAY}); nothing to do ('--recreate' to start afresh)"
       return 0
@@ -590,7 +642,7 @@ cmd_up() {
   ensure_packages
   build_binaries
   log "binaries ready ($((SECONDS - t0))s)"
-  log "creating cluster '${NAME}': ${NODES} node(s), underlay ${UNDERLAY}, API ${API_URL}, pod CIDRs ${POD_CIDR_BASE}.<i>.0/24"
+  log "creating cluster '${NAME}': ${NODES} node(s), underlay ${UNDERLAY}, API ${API_URL}, pod CIDRs $(pod_cidrs_text)"
   mkdir -p "${OUT_DIR}"
   install_agent_binary
   make_pki
@@ -616,13 +668,20 @@ cmd_up() {
 STATE_NODES=${NODES}
 STATE_UNDERLAY=${UNDERLAY}
 STATE_POD_CIDR_BASE=${POD_CIDR_BASE}
+STATE_IP_FAMILY=${IP_FAMILY}
 EOF
-  log "agents started ($((SECONDS - t0))s); waiting for every node to have $((NODES - 1)) remote ARP flow(s) in table 20"
+  case "${IP_FAMILY}" in
+    ipv4) log "agents started ($((SECONDS - t0))s); waiting for every node to have $((NODES - 1)) remote ARP flow(s) in table 20" ;;
+    ipv6) log "agents started ($((SECONDS - t0))s); waiting for every node to have $((NODES - 1)) remote NDP flow(s) in table 21" ;;
+    dual) log "agents started ($((SECONDS - t0))s); waiting for every node to have $((NODES - 1)) remote ARP flow(s) in table 20 and $((NODES - 1)) NDP flow(s) in table 21" ;;
+  esac
   wait_converged
   local ms=$((($(date +%s%N) - start_ns) / 1000000))
   log "cluster '${NAME}' is up and converged in $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s"
   log "  kubectl:  hack/local-cluster.sh $([[ ${NAME} == nrt ]] || echo "--name ${NAME} ")kubectl get nodes -o wide"
   log "  a node:   hack/local-cluster.sh $([[ ${NAME} == nrt ]] || echo "--name ${NAME} ")exec worker1 -- ovs-ofctl dump-flows br-int table=20 --no-stats"
+  [[ "${IP_FAMILY}" == ipv4 ]] ||
+    log "  IPv6:     hack/local-cluster.sh $([[ ${NAME} == nrt ]] || echo "--name ${NAME} ")exec worker1 -- ovs-ofctl dump-flows br-int table=21 --no-stats"
   log "  tear down: hack/local-cluster.sh down$([[ ${NAME} == nrt ]] || echo " --name ${NAME}")"
 }
 
@@ -711,7 +770,7 @@ cmd_status() {
     "${API_URL}" "${health}"
   local nodes_json=""
   [[ "${health}" == ok ]] && nodes_json="$(kubectl_admin get nodes -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.podCIDRs[*]}{"\n"}{end}' 2>/dev/null || true)"
-  printf '  %-9s %-18s %-13s %-16s %-9s %-16s %s\n' NODE NETNS NODE-IP AGENT OVS POD-CIDR "ARP-FLOWS(have/want)"
+  printf '  %-9s %-18s %-13s %-16s %-9s %-16s %s\n' NODE NETNS NODE-IP AGENT OVS POD-CIDR "ARP/NDP-FLOWS(have/want)"
   local i node dir apid agent ovs cidr flows want
   for ((i = 0; i < NODES; i++)); do
     node="$(node_name "${i}")"
@@ -724,11 +783,12 @@ cmd_status() {
     else
       ovs="DOWN"; ok=1
     fi
-    cidr="$(awk -v n="${node}" '$1 == n { print $2 }' <<<"${nodes_json}")"
+    cidr="$(awk -v n="${node}" '$1 == n { c = $2; for (i = 3; i <= NF; i++) c = c "," $i; print c }' <<<"${nodes_json}")"
     [[ -n "${cidr}" ]] || cidr="(no Node)"
     flows="$(remote_flow_count "${node}")"
-    # Wanted: one per other Node object that has a pod CIDR.
-    want="$(awk -v n="${node}" '$1 != n && NF >= 2' <<<"${nodes_json}" | wc -l)"
+    # Wanted: one per pod CIDR of every other Node object (an ARP
+    # responder per IPv4 CIDR, an NDP responder per IPv6 one).
+    want="$(awk -v n="${node}" '$1 != n { w += NF - 1 } END { print w + 0 }' <<<"${nodes_json}")"
     [[ "${flows}" == "${want}" ]] || ok=1
     printf '  %-9s %-18s %-13s %-16s %-9s %-16s %s\n' "${node}" "$(node_ns "${node}")" "$(node_ip "${i}")" \
       "${agent}" "${ovs}" "${cidr}" "${flows}/${want}"
@@ -882,6 +942,9 @@ parse_common_opts() { # options of up/down/status; sets REST
       --timeout) CONVERGE_TIMEOUT="${2:?--timeout needs a value}"; shift ;;
       --timeout=*) CONVERGE_TIMEOUT="${1#--timeout=}" ;;
       --recreate) RECREATE=1 ;;
+      --ipv4) IP_FAMILY=ipv4 ;;
+      --ipv6) IP_FAMILY=ipv6 ;;
+      --dual-stack) IP_FAMILY=dual ;;
       -h|--help) usage; exit 0 ;;
       *) die "unknown argument '$1' (see hack/local-cluster.sh help)" ;;
     esac

@@ -1,6 +1,6 @@
 // Command noderoute-agent runs on every node: for every other Node of the
-// cluster it installs an ARP responder flow in OVS and an onlink route to
-// that Node's pod CIDR.
+// cluster it installs an ARP (IPv4) or NDP (IPv6) responder flow in OVS and
+// an onlink route to each of that Node's pod CIDRs.
 package main
 
 import (
@@ -22,7 +22,9 @@ import (
 const usageHeader = `noderoute-agent programs this node for every other Node of the cluster:
 an ARP responder flow in OVS (table 20 of the bridge, OpenFlow 1.3) that
 answers for the Node's gateway IP with the virtual MAC, and an onlink route
-<podCIDR> via <gateway IP> dev <gateway interface>.
+<podCIDR> via <gateway IP> dev <gateway interface>. IPv6 pod CIDRs (dual-stack
+or IPv6-only) get the same, with an NDP responder (tables 21 and 22) that
+answers Neighbor Solicitations instead.
 
 Usage:
   noderoute-agent [flags]

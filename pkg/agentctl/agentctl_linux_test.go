@@ -39,11 +39,21 @@ const (
 	gwIface    = "antrea-gw0"
 )
 
+func mkNode(name string, cidrs ...string) runtime.Object {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: cidrs}}
+}
+
 func seedNodes() []runtime.Object {
-	mk := func(name, cidr string) runtime.Object {
-		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: []string{cidr}}}
+	return []runtime.Object{mkNode("master", "10.222.0.0/24"), mkNode("worker1", "10.222.1.0/24"), mkNode("worker2", "10.222.2.0/24")}
+}
+
+// dualStackNodes are the seed's Nodes with an IPv6 pod CIDR each.
+func dualStackNodes() []runtime.Object {
+	return []runtime.Object{
+		mkNode("master", "10.222.0.0/24", "fd00:10:222::/64"),
+		mkNode("worker1", "10.222.1.0/24", "fd00:10:222:1::/64"),
+		mkNode("worker2", "10.222.2.0/24", "fd00:10:222:2::/64"),
 	}
-	return []runtime.Object{mk("master", "10.222.0.0/24"), mk("worker1", "10.222.1.0/24"), mk("worker2", "10.222.2.0/24")}
 }
 
 // node is worker1 of the seed cluster as the agent sets it up (see
@@ -59,6 +69,13 @@ type node struct {
 }
 
 func setUp(t *testing.T) *node {
+	t.Helper()
+	return setUpWith(t, seedNodes(), "10.222.1.1/24")
+}
+
+// setUpWith is setUp for other Nodes; gateways are worker1's gateway
+// addresses (what agent.Run derives from its pod CIDRs).
+func setUpWith(t *testing.T, nodes []runtime.Object, gateways ...string) *node {
 	t.Helper()
 	inst := ovstest.Start(t)
 	ns, err := netns.GetFromPath(inst.NetNSPath())
@@ -90,11 +107,18 @@ func setUp(t *testing.T) *node {
 	if err := flows.Initialize(round); err != nil {
 		t.Fatal(err)
 	}
-	gw := &net.IPNet{IP: net.ParseIP("10.222.1.1").To4(), Mask: net.CIDRMask(24, 32)}
-	if err := route.ConfigureGateway(handle, gwIface, []*net.IPNet{gw}, 10*time.Second); err != nil {
+	var gws []*net.IPNet
+	for _, g := range gateways {
+		gw, err := netlink.ParseIPNet(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gws = append(gws, gw)
+	}
+	if err := route.ConfigureGateway(handle, gwIface, gws, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	factory := informers.NewSharedInformerFactory(fake.NewSimpleClientset(seedNodes()...), 0)
+	factory := informers.NewSharedInformerFactory(fake.NewSimpleClientset(nodes...), 0)
 	// A long resync period, so that routes deleted by hand stay deleted
 	// until check has seen it.
 	ctrl, err := noderoute.NewController("worker1", factory.Core().V1().Nodes(), flows, route.NewClient(handle, gwIface), time.Hour)
@@ -304,4 +328,62 @@ func TestAgentctlAgainstRealBridge(t *testing.T) {
 		t.Errorf("flows without OVS: exit %d, %q", code, errOut)
 	}
 	n.agentctl(t, "version")
+}
+
+// TestAgentctlDualStackAgainstRealBridge: on a dual-stack worker1, agentctl
+// maps the NDP responders (table 21) to their Nodes, counts them, and check
+// finds one deleted by hand.
+func TestAgentctlDualStackAgainstRealBridge(t *testing.T) {
+	n := setUpWith(t, dualStackNodes(), "10.222.1.1/24", "fd00:10:222:1::1/64")
+	n.run()
+	g := gauges(t, n.metrics+"/metrics")
+	for name, want := range map[string]float64{
+		"noderoute_remote_nodes": 2, "noderoute_flows_installed": 4, "noderoute_routes_installed": 4,
+	} {
+		if g[name] != want {
+			t.Errorf("%s = %v, want %v", name, g[name], want)
+		}
+	}
+
+	// The kernel solicits worker2's IPv6 gateway: its NDP flow counts it.
+	_, _ = n.ovs.Exec("ping", "-6", "-c", "1", "-W", "1", "fd00:10:222:2::5")
+	code, out, _ := n.agentctl(t, "flows", "--node", "worker2", "-o", "json")
+	var res agentctl.FlowsOutput
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 {
+		t.Fatalf("flows --node worker2 -o json: exit %d, %v\n%s", code, err, out)
+	}
+	if len(res.Flows) != 2 {
+		t.Fatalf("%d flows for worker2, want 2", len(res.Flows))
+	}
+	f := res.Flows[1]
+	if f.Node != "worker2" || f.Table != 21 || f.TableName != "NdpResponder" || f.Match != "icmp6,icmp_type=135,nd_target=fd00:10:222:2::1" ||
+		f.Cookie.Raw != "0x1030000000000" || f.Cookie.CategoryName != "NodeRouteNDP" || f.Packets == nil || *f.Packets < 1 {
+		t.Errorf("worker2's NDP flow: %+v", f)
+	}
+	code, out, _ = n.agentctl(t, "routes", "--node", "worker2")
+	if want := "DESTINATION          GATEWAY            NODE\n10.222.2.0/24        10.222.2.1         worker2\nfd00:10:222:2::/64   fd00:10:222:2::1   worker2\n"; code != 0 || out != want {
+		t.Errorf("routes --node worker2: exit %d\n%s\nwant:\n%s", code, out, want)
+	}
+	n.agentctl(t, "flows", "--no-stats")
+
+	code, out, _ = n.agentctl(t, "check")
+	if code != agentctl.ExitOK || !strings.Contains(out, "flows:  13 wanted in tables 0, 20, 21 and 22, 13 on the bridge") {
+		t.Fatalf("check on a clean dual-stack node: exit %d\n%s", code, out)
+	}
+	if out, err := n.ovs.Ofctl("del-flows", bridgeName, "table=21,icmp6,icmp_type=135,nd_target=fd00:10:222::1"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if out, err := n.ovs.Exec("ip", "-6", "route", "del", "fd00:10:222:2::/64"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	code, out, _ = n.agentctl(t, "check")
+	for _, want := range []string{
+		"missing flow of node master:\n  cookie=0x1030000000000, table=21, priority=200,icmp6,icmp_type=135,nd_target=fd00:10:222::1 actions=",
+		"missing route of node worker2:\n  fd00:10:222:2::/64 via fd00:10:222:2::1 proto 94 onlink",
+		"DRIFT: 1 missing flow, 1 missing route",
+	} {
+		if code != agentctl.ExitDrift || !strings.Contains(out, want) {
+			t.Errorf("check after drift: exit %d, output lacks %q", code, want)
+		}
+	}
 }

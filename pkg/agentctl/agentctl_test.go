@@ -39,6 +39,19 @@ func seedState() *apiserver.State {
 	}
 }
 
+// dualStackState is seedState with an IPv6 pod CIDR on master
+// (fd00:10:222::/64) and worker2 (fd00:10:222:2::/64), as on the bridge of
+// the golden dumps in ofctl/testdata.
+func dualStackState() *apiserver.State {
+	st := seedState()
+	for i, cidr := range map[int]string{0: "fd00:10:222::/64", 1: "fd00:10:222:2::/64"} {
+		s := noderoute.Subnet{PodCIDR: cidr, GatewayIP: strings.TrimSuffix(cidr, "/64") + "1"}
+		st.RemoteNodes[i].Desired = append(st.RemoteNodes[i].Desired, s)
+		st.RemoteNodes[i].Installed = append(st.RemoteNodes[i].Installed, s)
+	}
+	return st
+}
+
 type fakeAgent struct {
 	st  *apiserver.State
 	err error
@@ -175,13 +188,14 @@ func TestFlowsTextIsOvsOfctlUnderTableHeaders(t *testing.T) {
 			headers = append(headers, l)
 		}
 	}
-	if want := []string{"# table=0 Classifier", "# table=7", "# table=20 ArpResponder"}; !reflect.DeepEqual(headers, want) {
+	if want := []string{"# table=0 Classifier", "# table=7", "# table=20 ArpResponder", "# table=21 NdpResponder", "# table=22 NdpResponderTll"}; !reflect.DeepEqual(headers, want) {
 		t.Errorf("headers %v, want %v", headers, want)
 	}
 }
 
 func TestFlowsNodeFilterAndJSONShape(t *testing.T) {
 	h := newHarness()
+	h.agent.st = dualStackState()
 	code, out, errOut := h.run(t, "flows", "--node", "worker2", "-o", "json")
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -192,8 +206,8 @@ func TestFlowsNodeFilterAndJSONShape(t *testing.T) {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
 	flows := res["flows"].([]interface{})
-	if len(flows) != 1 {
-		t.Fatalf("%d flows for worker2, want 1:\n%s", len(flows), out)
+	if len(flows) != 2 {
+		t.Fatalf("%d flows for worker2, want 2 (ARP and NDP responder):\n%s", len(flows), out)
 	}
 	f := flows[0].(map[string]interface{})
 	want := map[string]interface{}{
@@ -212,6 +226,18 @@ func TestFlowsNodeFilterAndJSONShape(t *testing.T) {
 	if _, ok := f["durationSeconds"]; !ok {
 		t.Error("durationSeconds missing with stats")
 	}
+	// The NDP responder, found by its nd_target.
+	f = flows[1].(map[string]interface{})
+	want = map[string]interface{}{
+		"table": 21.0, "tableName": "NdpResponder", "priority": 200.0, "match": "icmp6,icmp_type=135,nd_target=fd00:10:222:2::1",
+		"node": "worker2", "packets": 1.0, "bytes": 86.0,
+		"cookie": map[string]interface{}{"raw": "0x1030000000000", "round": 1.0, "category": 3.0, "categoryName": "NodeRouteNDP", "object": 0.0},
+	}
+	for k, v := range want {
+		if !reflect.DeepEqual(f[k], v) {
+			t.Errorf("NDP flow: %s = %#v, want %#v", k, f[k], v)
+		}
+	}
 	if res["bridge"] != "br-int" || res["flowRound"] != 1.0 {
 		t.Errorf("bridge %v, flowRound %v", res["bridge"], res["flowRound"])
 	}
@@ -222,16 +248,30 @@ func TestFlowsNodeFilterAndJSONShape(t *testing.T) {
 	if err := yaml.UnmarshalStrict([]byte(out), &y); err != nil {
 		t.Fatalf("YAML: %v\n%s", err, out)
 	}
-	if len(y.Flows) != 1 || y.Flows[0].Node != "master" || y.Flows[0].Packets != nil || y.Flows[0].Cookie.Round != 1 {
+	if len(y.Flows) != 2 || y.Flows[0].Node != "master" || y.Flows[1].Node != "master" || y.Flows[0].Packets != nil || y.Flows[0].Cookie.Round != 1 {
 		t.Errorf("YAML flows of master: %+v", y.Flows)
 	}
 
-	// Text with --node: the node's flow under its table's header.
+	// Text with --node: the node's flows under their tables' headers.
 	_, out, _ = h.run(t, "flows", "--node", "worker2", "--no-stats")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 2 || lines[0] != "# table=20 ArpResponder" || !strings.Contains(lines[1], "arp_tpa=10.222.2.1,") {
+	if len(lines) != 4 || lines[0] != "# table=20 ArpResponder" || !strings.Contains(lines[1], "arp_tpa=10.222.2.1,") ||
+		lines[2] != "# table=21 NdpResponder" || !strings.Contains(lines[3], "nd_target=fd00:10:222:2::1 ") {
 		t.Errorf("text --node worker2:\n%s", out)
 	}
+	// --table and --node together.
+	_, out, _ = h.run(t, "flows", "--node", "worker2", "--table", "NdpResponder", "--no-stats")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || lines[0] != "# table=21 NdpResponder" {
+		t.Errorf("--node worker2 --table NdpResponder:\n%s", out)
+	}
+
+	// An IPv4-only agent maps no NDP flow to worker2.
+	h.agent.st = seedState()
+	_, out, _ = h.run(t, "flows", "--node", "worker2", "--no-stats")
+	if strings.Contains(out, "nd_target") {
+		t.Errorf("IPv4-only state, --node worker2 shows an NDP flow:\n%s", out)
+	}
+	h.agent.st = dualStackState()
 
 	// All flows in JSON: Node names only on the ARP responders; the
 	// hand-added flow (cookie 0) belongs to nobody.
@@ -244,7 +284,8 @@ func TestFlowsNodeFilterAndJSONShape(t *testing.T) {
 	for _, f := range all.Flows {
 		nodes[f.Match] = f.Node
 	}
-	if nodes["arp,arp_tpa=10.222.0.1,arp_op=1"] != "master" || nodes["udp"] != "" || nodes["arp"] != "" {
+	if nodes["arp,arp_tpa=10.222.0.1,arp_op=1"] != "master" || nodes["icmp6,icmp_type=135,nd_target=fd00:10:222::1"] != "master" ||
+		nodes["udp"] != "" || nodes["arp"] != "" || nodes["icmp6,icmp_type=136"] != "" {
 		t.Errorf("node mapping: %v", nodes)
 	}
 }

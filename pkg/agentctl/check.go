@@ -18,8 +18,11 @@ import (
 
 const checkUsage = `check asks the agent what the Nodes want (as the agent computed it: every
 remote Node's usable pod CIDRs and gateway IPs, its flow round and virtual
-MAC), builds the flows and routes that should exist from that, and compares
-them with the bridge's tables 0 and 20 and with the routes of protocol 94:
+MAC), builds the flows and routes that should exist from that (an ARP
+responder in table 20 per IPv4 gateway, an NDP responder in table 21 per
+IPv6 gateway, the base flows of tables 0, 20, 21 and 22, a route per pod
+CIDR of either family), and compares them with the bridge's tables 0, 20,
+21 and 22 and with the routes of protocol 94:
 
   missing     wanted, not there
   unexpected  there, not wanted (flows of an earlier round, flows added by
@@ -138,7 +141,7 @@ func Diff(st *apiserver.State, flows []ofctl.Flow, routes []route.Route) (*Repor
 
 	// Flows.
 	wanted := map[string]wantedFlow{}
-	for _, f := range openflow.ExpectedBaseFlows(st.FlowRound) {
+	for _, f := range openflow.ExpectedBaseFlows(st.FlowRound, mac) {
 		wanted[f.Key()] = wantedFlow{text: f}
 	}
 	type wantedRoute struct{ gateway, node string }
@@ -150,10 +153,8 @@ func Diff(st *apiserver.State, flows []ofctl.Flow, routes []route.Route) (*Repor
 				return nil, fmt.Errorf("node %s: gateway IP %q from the agent is not an IP", n.Name, s.GatewayIP)
 			}
 			wantedRoutes[s.PodCIDR] = wantedRoute{gateway: gw.String(), node: n.Name}
-			if gw.To4() == nil {
-				continue // no ARP responder for IPv6
-			}
-			f, err := openflow.ExpectedArpResponderFlow(st.FlowRound, mac, gw)
+			// ARP responder for IPv4, NDP responder for IPv6.
+			f, err := openflow.ExpectedResponderFlow(st.FlowRound, mac, gw)
 			if err != nil {
 				return nil, err
 			}
@@ -301,7 +302,7 @@ func unexpectedFlowNote(st *apiserver.State, f *ofctl.Flow) string {
 			note += ", removed after the first full sync"
 		}
 		return note
-	case c.Category == openflow.CategoryNodeRoute:
+	case c.Category == openflow.CategoryNodeRoute || c.Category == openflow.CategoryNodeRouteNDP:
 		return "the agent's round, but no Node wants this gateway"
 	default:
 		return "the agent's round, not one of its flows"
@@ -344,6 +345,18 @@ func (a *app) check(ctx context.Context, out string) int {
 	return ExitOK
 }
 
+// agentTablesText lists the agent's tables as "0, 20, 21 and 22".
+func agentTablesText() string {
+	var ids []string
+	for _, t := range openflow.Tables() {
+		ids = append(ids, fmt.Sprint(t))
+	}
+	if len(ids) < 2 {
+		return strings.Join(ids, "")
+	}
+	return strings.Join(ids[:len(ids)-1], ", ") + " and " + ids[len(ids)-1]
+}
+
 func writeReport(w io.Writer, rep *Report) {
 	sync := "first full sync done"
 	if !rep.FullSyncDone {
@@ -353,7 +366,7 @@ func writeReport(w io.Writer, rep *Report) {
 	if !rep.OVSConnected {
 		fmt.Fprintln(w, "warning: the agent is not connected to OVS")
 	}
-	fmt.Fprintf(w, "flows:  %d wanted in tables 0 and 20, %d on the bridge\n", rep.FlowsWanted, rep.FlowsFound)
+	fmt.Fprintf(w, "flows:  %d wanted in tables %s, %d on the bridge\n", rep.FlowsWanted, agentTablesText(), rep.FlowsFound)
 	fmt.Fprintf(w, "routes: %d wanted, %d with protocol %d\n", rep.RoutesWanted, rep.RoutesFound, route.Protocol)
 	if rep.Clean {
 		fmt.Fprintln(w, "OK: no drift")

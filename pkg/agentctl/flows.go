@@ -14,19 +14,23 @@ import (
 const flowsUsage = `Text output is ovs-ofctl's own lines, verbatim (leading space included), in
 the order ovs-vswitchd returns them, grouped by table; each table starts
 with a header line '# table=<id> <name>' (the name only for the agent's
-tables: 0 Classifier, 20 ArpResponder). JSON and YAML give, per flow: table,
+tables: 0 Classifier, 20 ArpResponder, 21 NdpResponder, 22 NdpResponderTll).
+JSON and YAML give, per flow: table,
 tableName, priority, match, actions, the cookie raw and decoded (round,
 category, object), the remote Node it serves, and packets, bytes and
 durationSeconds unless --no-stats.
 
 With --node, only that remote Node's flows: the ARP responder flows (cookie
-category 0x02) whose arp_tpa is one of its gateway IPs. --node needs the
-agent's API; without it, flows are shown without Node names.
+category 0x02) whose arp_tpa is one of its IPv4 gateway IPs and the NDP
+responder flows (category 0x03) whose nd_target is one of its IPv6 ones.
+--node needs the agent's API; without it, flows are shown without Node
+names.
 
 Examples:
   agentctl flows
   agentctl flows --table 20 --no-stats
   agentctl flows --table ArpResponder --node worker2
+  agentctl flows --table NdpResponder --node worker2
   agentctl flows -o json | jq '.flows[] | select(.node == "worker2")'
 `
 
@@ -37,7 +41,7 @@ var flowsCommand = command{
 	flags: func(fs *flag.FlagSet, a *app) func(context.Context) int {
 		var table, node, out string
 		var noStats bool
-		fs.StringVar(&table, "table", "", "only this table: a number or a name (Classifier, ArpResponder)")
+		fs.StringVar(&table, "table", "", "only this table: a number or a name (Classifier, ArpResponder, NdpResponder, NdpResponderTll)")
 		fs.StringVar(&node, "node", "", "only the flows of this remote Node")
 		fs.BoolVar(&noStats, "no-stats", false, "leave out durations and packet and byte counts")
 		registerOutput(fs, &out)

@@ -2,6 +2,7 @@ package agentctl
 
 import (
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 
@@ -26,24 +27,40 @@ func newNodeIndex(st *apiserver.State) nodeIndex {
 	for _, n := range st.RemoteNodes {
 		// Installed first, so that what the Node wants now wins.
 		for _, s := range append(append([]noderoute.Subnet(nil), n.Installed...), n.Desired...) {
-			ix.byGateway[s.GatewayIP] = n.Name
+			gw := s.GatewayIP
+			if ip := net.ParseIP(gw); ip != nil {
+				gw = ip.String()
+			}
+			ix.byGateway[gw] = n.Name
 			ix.byCIDR[s.PodCIDR] = n.Name
 		}
 	}
 	return ix
 }
 
-// flowNode returns the remote Node an ARP responder flow answers for: the
-// owner of its arp_tpa. Other flows belong to no Node.
+// flowNode returns the remote Node a responder flow answers for: the owner
+// of an ARP responder's arp_tpa (cookie category 0x02) or of an NDP
+// responder's nd_target (category 0x03). Other flows belong to no Node.
 func (ix nodeIndex) flowNode(f *ofctl.Flow) string {
-	if openflow.DecodeCookie(f.Cookie).Category != openflow.CategoryNodeRoute {
+	var field string
+	switch openflow.DecodeCookie(f.Cookie).Category {
+	case openflow.CategoryNodeRoute:
+		field = "arp_tpa"
+	case openflow.CategoryNodeRouteNDP:
+		field = "nd_target"
+	default:
 		return ""
 	}
-	tpa, ok := f.MatchField("arp_tpa")
+	gw, ok := f.MatchField(field)
 	if !ok {
 		return ""
 	}
-	return ix.byGateway[tpa]
+	// ovs-ofctl and Go both print IPv6 addresses compressed (RFC 5952),
+	// but compare parsed addresses rather than trust that.
+	if ip := net.ParseIP(gw); ip != nil {
+		gw = ip.String()
+	}
+	return ix.byGateway[gw]
 }
 
 // checkNodeName tells why --node name cannot select anything, or nil.

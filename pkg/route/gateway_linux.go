@@ -24,7 +24,8 @@ const gatewayPollInterval = 50 * time.Millisecond
 // asynchronously: the port is in OVSDB before ovs-vswitchd has made the
 // interface. A timeout of zero or less checks once.
 //
-// Addresses are added idempotently (replace semantics), IPv6 ones with
+// Addresses are added idempotently (replace semantics), IPv6 ones (a
+// dual-stack or IPv6 Node's gateway, e.g. fd00:10:222:1::1/64) with
 // IFA_F_NODAD: the gateway address is ours by construction, and duplicate
 // address detection would leave it tentative, unusable as a source, for a
 // second or more after every restart. Addresses already on the interface
@@ -51,6 +52,12 @@ func ConfigureGateway(handle *netlink.Handle, name string, addrs []*net.IPNet, t
 			addr.Flags = unix.IFA_F_NODAD
 		}
 		if err := handle.AddrReplace(link, addr); err != nil {
+			if a.IP.To4() == nil && errors.Is(err, unix.EACCES) {
+				// The kernel's answer when the interface has
+				// IPv6 turned off (a dual-stack or IPv6 pod
+				// CIDR on a node without IPv6).
+				return fmt.Errorf("add address %s to gateway interface %s: %w (IPv6 is disabled on it: set sysctl net.ipv6.conf.%s.disable_ipv6=0, or net.ipv6.conf.default.disable_ipv6=0 before the interface is created)", a, name, err, name)
+			}
 			return fmt.Errorf("add address %s to gateway interface %s: %w", a, name, err)
 		}
 	}

@@ -80,7 +80,7 @@ func (c *Client) EnsureRoute(dst *net.IPNet, gw net.IP) error {
 			// The gateway is the first address of the remote Node's
 			// pod CIDR, which is not on any local subnet: onlink
 			// tells the kernel to resolve it on the gateway
-			// interface anyway (OVS answers its ARP).
+			// interface anyway (OVS answers its ARP or NDP).
 			Flags:    int(netlink.FLAG_ONLINK),
 			Protocol: Protocol,
 			Scope:    netlink.SCOPE_UNIVERSE,

@@ -455,6 +455,25 @@ func TestConfigureGatewayWaitsForLink(t *testing.T) {
 	t.Logf("ip addr show:\n%s", n.ip(t, "addr", "show", "dev", testGateway))
 }
 
+// An IPv6 gateway address on an interface with IPv6 turned off fails with an
+// error that says so and names the sysctl to change.
+func TestConfigureGatewayIPv6Disabled(t *testing.T) {
+	n := newTestNS(t)
+	if err := n.createGatewayLink(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "netns", "exec", n.name, "sysctl", "-qw", "net.ipv6.conf."+testGateway+".disable_ipv6=1").CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot turn IPv6 off on %s: %v %s", testGateway, err, out)
+	}
+	addr, _ := netlink.ParseIPNet("fd00:10:222:1::1/64")
+	err = ConfigureGateway(n.handle, testGateway, []*net.IPNet{addr}, time.Second)
+	if err == nil || !errors.Is(err, unix.EACCES) || !strings.Contains(err.Error(), "net.ipv6.conf."+testGateway+".disable_ipv6=0") {
+		t.Fatalf("ConfigureGateway with IPv6 disabled: %v", err)
+	}
+	t.Logf("error: %v", err)
+}
+
 func TestConfigureGatewayTimeout(t *testing.T) {
 	n := newTestNS(t)
 	addr, _ := netlink.ParseIPNet("10.222.1.1/24")

@@ -12,35 +12,44 @@ import (
 	"strings"
 )
 
-// dataPlane is what one node holds of ours: the gateway IPs its table 20
-// answers, and its routes with our protocol (destination -> gateway).
+// dataPlane is what one node holds of ours: the gateway IPs its responders
+// answer (ARP in table 20 for IPv4, NDP in table 21 for IPv6), and its
+// routes with our protocol, both families (destination -> gateway).
 type dataPlane struct {
 	Responders []string
 	Routes     map[string]string
-	// Rounds are the cookie rounds seen in table 20.
+	// Rounds are the cookie rounds seen in the agent's flows.
 	Rounds []string
 	Raw    string
 }
 
 var (
-	arpTpaRE = regexp.MustCompile(`priority=200,arp,arp_tpa=([0-9.]+),arp_op=1 `)
-	cookieRE = regexp.MustCompile(`cookie=0x([0-9a-f]+)`)
-	routeRE  = regexp.MustCompile(`^(\S+) via (\S+) `)
+	arpTpaRE   = regexp.MustCompile(`table=20, priority=200,arp,arp_tpa=([0-9.]+),arp_op=1 `)
+	ndTargetRE = regexp.MustCompile(`table=21, priority=200,icmp6,icmp_type=135,nd_target=([0-9a-f:]+) `)
+	cookieRE   = regexp.MustCompile(`cookie=0x([0-9a-f]+)`)
+	routeRE    = regexp.MustCompile(`^(\S+) via (\S+) `)
 )
 
 func readDataPlane(ctx context.Context, p Provider, node string) (dataPlane, error) {
-	flows, err := p.Exec(ctx, node, "ovs-ofctl", "dump-flows", "br-int", "table=20", "--no-stats")
+	flows, err := p.Exec(ctx, node, "ovs-ofctl", "dump-flows", "br-int", "--no-stats")
 	if err != nil {
-		return dataPlane{}, fmt.Errorf("dump table 20 on %s: %w: %s", node, err, flows)
+		return dataPlane{}, fmt.Errorf("dump flows on %s: %w: %s", node, err, flows)
 	}
 	routes, err := p.Exec(ctx, node, "ip", "route", "show", "proto", "94")
 	if err != nil {
 		return dataPlane{}, fmt.Errorf("list routes on %s: %w: %s", node, err, routes)
 	}
-	dp := dataPlane{Routes: map[string]string{}, Raw: flows + "\n" + routes}
+	routes6, err := p.Exec(ctx, node, "ip", "-6", "route", "show", "proto", "94")
+	if err != nil {
+		return dataPlane{}, fmt.Errorf("list IPv6 routes on %s: %w: %s", node, err, routes6)
+	}
+	dp := dataPlane{Routes: map[string]string{}, Raw: flows + "\n" + routes + "\n" + routes6}
 	rounds := map[string]bool{}
 	for _, l := range strings.Split(flows, "\n") {
 		if m := arpTpaRE.FindStringSubmatch(l); m != nil {
+			dp.Responders = append(dp.Responders, m[1])
+		}
+		if m := ndTargetRE.FindStringSubmatch(l); m != nil {
 			dp.Responders = append(dp.Responders, m[1])
 		}
 		if m := cookieRE.FindStringSubmatch(l); m != nil && len(m[1]) > 12 {
@@ -52,7 +61,7 @@ func readDataPlane(ctx context.Context, p Provider, node string) (dataPlane, err
 	}
 	sort.Strings(dp.Rounds)
 	sort.Strings(dp.Responders)
-	for _, l := range strings.Split(routes, "\n") {
+	for _, l := range strings.Split(routes+"\n"+routes6, "\n") {
 		if m := routeRE.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
 			dp.Routes[m[1]] = m[2]
 		}
@@ -82,8 +91,15 @@ func nodeCIDRs(ctx context.Context, p Provider) (map[string][]string, error) {
 	return cidrs, nil
 }
 
+// gatewayOf returns the first address of a pod CIDR, either family.
+func gatewayOf(n *net.IPNet) net.IP {
+	gw := append(net.IP(nil), n.IP.Mask(n.Mask)...)
+	gw[len(gw)-1]++
+	return gw
+}
+
 // wanted is what node should hold given every Node's CIDRs: a responder and
-// a route for each IPv4 CIDR of every other Node.
+// a route for each pod CIDR, IPv4 or IPv6, of every other Node.
 func wanted(node string, cidrs map[string][]string) dataPlane {
 	dp := dataPlane{Routes: map[string]string{}}
 	for other, list := range cidrs {
@@ -91,14 +107,13 @@ func wanted(node string, cidrs map[string][]string) dataPlane {
 			continue
 		}
 		for _, c := range list {
-			ip, n, err := net.ParseCIDR(c)
-			if err != nil || ip.To4() == nil {
+			_, n, err := net.ParseCIDR(c)
+			if err != nil {
 				continue
 			}
-			gw := n.IP.To4()
-			gw = net.IPv4(gw[0], gw[1], gw[2], gw[3]+1).To4()
-			dp.Responders = append(dp.Responders, gw.String())
-			dp.Routes[n.String()] = gw.String()
+			gw := gatewayOf(n).String()
+			dp.Responders = append(dp.Responders, gw)
+			dp.Routes[n.String()] = gw
 		}
 	}
 	sort.Strings(dp.Responders)

@@ -10,8 +10,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -21,6 +24,7 @@ var (
 	keepCluster  = flag.Bool("keep-cluster", false, "local provider: leave the cluster up after the tests")
 	clusterName  = flag.String("cluster-name", "nrt-e2e", "local provider: cluster name (namespaces and addresses derive from it)")
 	nodeCount    = flag.Int("nodes", 3, "local provider: number of nodes")
+	ipFamily     = flag.String("ip-family", "dual", "local provider: pod CIDRs of the cluster: ipv4, ipv6 or dual (both; the default, so that one run covers ARP and NDP)")
 
 	provider Provider
 )
@@ -36,7 +40,7 @@ func TestMain(m *testing.M) {
 	var err error
 	switch *providerName {
 	case "local":
-		provider, cleanup, err = newLocalProvider(*clusterName, *nodeCount, *keepCluster)
+		provider, cleanup, err = newLocalProvider(*clusterName, *nodeCount, *ipFamily, *keepCluster)
 	case "kind":
 		provider, cleanup, err = newKindProvider()
 	default:
@@ -97,6 +101,62 @@ func converged(ctx context.Context) (map[string]dataPlane, string) {
 	return state, ""
 }
 
+var (
+	familiesOnce     sync.Once
+	hasIPv4, hasIPv6 bool
+)
+
+// clusterFamilies tells which address families the cluster's own Nodes
+// have pod CIDRs of, whatever the provider.
+func clusterFamilies(t *testing.T) (v4, v6 bool) {
+	t.Helper()
+	familiesOnce.Do(func() {
+		cidrs, err := nodeCIDRs(context.Background(), provider)
+		if err != nil {
+			t.Fatalf("read the Nodes' pod CIDRs: %v", err)
+		}
+		for _, node := range provider.Nodes() {
+			for _, c := range cidrs[node] {
+				if strings.Contains(c, ":") {
+					hasIPv6 = true
+				} else {
+					hasIPv4 = true
+				}
+			}
+		}
+	})
+	return hasIPv4, hasIPv6
+}
+
+// podCIDRs returns the CIDRs a test Node gets in this cluster: v4, v6 or
+// both (IPv4 first), as the cluster's own Nodes have.
+func podCIDRs(t *testing.T, v4, v6 string) []string {
+	t.Helper()
+	has4, has6 := clusterFamilies(t)
+	var out []string
+	if has4 {
+		out = append(out, v4)
+	}
+	if has6 {
+		out = append(out, v6)
+	}
+	return out
+}
+
+// assertRoutes fails unless every node routes each of cidrs through its
+// first address.
+func assertRoutes(t *testing.T, state map[string]dataPlane, what string, cidrs []string) {
+	t.Helper()
+	for node, dp := range state {
+		for _, c := range cidrs {
+			_, n, _ := net.ParseCIDR(c)
+			if dp.Routes[n.String()] != gatewayOf(n).String() {
+				t.Errorf("%s: %s lacks the route to %s: %s", what, node, n, dp)
+			}
+		}
+	}
+}
+
 func kubectl(t *testing.T, args ...string) string {
 	t.Helper()
 	out, err := provider.Kubectl(context.Background(), args...)
@@ -136,26 +196,40 @@ func TestEveryNodeConverges(t *testing.T) {
 	}
 }
 
-// TestARPForRemoteGatewaysAnsweredByOVS makes each node's kernel resolve
-// every remote gateway (a ping to a remote pod IP, which nobody answers,
-// triggers the ARP) and checks the neighbour entry holds the virtual MAC.
-func TestARPForRemoteGatewaysAnsweredByOVS(t *testing.T) {
+// TestARPAndNDPForRemoteGatewaysAnsweredByOVS makes each node's kernel
+// resolve every remote gateway, IPv4 (ARP) and IPv6 (Neighbor
+// Solicitation) alike: a ping to a remote pod IP, which nobody answers,
+// makes the kernel resolve the route's gateway. The neighbour entry must
+// hold the virtual MAC, learnt from OVS's answer (REACHABLE).
+func TestARPAndNDPForRemoteGatewaysAnsweredByOVS(t *testing.T) {
 	state := waitConverged(t)
 	ctx := context.Background()
+	families := map[string]int{}
 	for node, dp := range state {
-		if _, err := provider.Exec(ctx, node, "ip", "neigh", "flush", "dev", "antrea-gw0"); err != nil {
-			t.Fatalf("flush neighbours on %s: %v", node, err)
+		for _, family := range []string{"-4", "-6"} {
+			if out, err := provider.Exec(ctx, node, "ip", family, "neigh", "flush", "dev", "antrea-gw0"); err != nil {
+				t.Fatalf("flush neighbours on %s: %v: %s", node, err, out)
+			}
 		}
 		for _, gw := range dp.Responders {
-			remotePod := strings.TrimSuffix(gw, ".1") + ".5"
-			_, _ = provider.Exec(ctx, node, "ping", "-c", "1", "-W", "1", remotePod)
-			neigh, err := provider.Exec(ctx, node, "ip", "neigh", "show", gw, "dev", "antrea-gw0")
-			if err != nil || !strings.Contains(neigh, "lladdr aa:bb:cc:dd:ee:ff") {
-				t.Errorf("%s: ARP for %s not answered with the virtual MAC: %q %v", node, gw, neigh, err)
+			family := "-4"
+			if strings.Contains(gw, ":") {
+				family = "-6"
+			}
+			families[family]++
+			// The gateways end in 1 (.1 or ::1); a pod behind it.
+			remotePod := strings.TrimSuffix(gw, "1") + "5"
+			_, _ = provider.Exec(ctx, node, "ping", family, "-c", "1", "-W", "1", remotePod)
+			neigh, err := provider.Exec(ctx, node, "ip", family, "neigh", "show", gw, "dev", "antrea-gw0")
+			if err != nil || !strings.Contains(neigh, "lladdr aa:bb:cc:dd:ee:ff") || !strings.Contains(neigh, "REACHABLE") {
+				t.Errorf("%s: neighbour discovery for %s not answered with the virtual MAC: %q %v", node, gw, neigh, err)
 				continue
 			}
-			t.Logf("%s: %s", node, strings.TrimSpace(neigh))
+			t.Logf("%s: ip %s neigh: %s", node, family, strings.TrimSpace(neigh))
 		}
+	}
+	if v4, v6 := clusterFamilies(t); (v4 && families["-4"] == 0) || (v6 && families["-6"] == 0) {
+		t.Errorf("resolved %v, but the cluster has IPv4 %v, IPv6 %v", families, v4, v6)
 	}
 }
 
@@ -169,22 +243,24 @@ func TestNodeLifecycleFollowed(t *testing.T) {
 	applyNode(t, name)
 	waitConverged(t)
 
-	kubectl(t, "patch", "node", name, "--type=merge", "-p", `{"spec":{"podCIDR":"10.222.200.0/24","podCIDRs":["10.222.200.0/24"]}}`)
+	first := podCIDRs(t, "10.222.200.0/24", "fd00:10:222:200::/64")
+	kubectl(t, "patch", "node", name, "--type=merge", "-p",
+		fmt.Sprintf(`{"spec":{"podCIDR":%q,"podCIDRs":["%s"]}}`, first[0], strings.Join(first, `","`)))
 	state := waitConverged(t)
-	for node, dp := range state {
-		if dp.Routes["10.222.200.0/24"] != "10.222.200.1" {
-			t.Errorf("%s lacks the new Node's route: %s", node, dp)
-		}
-	}
+	assertRoutes(t, state, "new Node", first)
 
 	kubectl(t, "delete", "node", name)
 	waitConverged(t)
 
-	applyNode(t, name, "10.222.201.0/24")
+	second := podCIDRs(t, "10.222.201.0/24", "fd00:10:222:201::/64")
+	applyNode(t, name, second...)
 	state = waitConverged(t)
+	assertRoutes(t, state, "CIDR change", second)
 	for node, dp := range state {
-		if _, old := dp.Routes["10.222.200.0/24"]; old || dp.Routes["10.222.201.0/24"] != "10.222.201.1" {
-			t.Errorf("%s did not follow the CIDR change: %s", node, dp)
+		for _, old := range first {
+			if _, ok := dp.Routes[old]; ok {
+				t.Errorf("%s kept the old CIDR %s: %s", node, old, dp)
+			}
 		}
 	}
 }
@@ -265,18 +341,17 @@ func TestAPIServerOutage(t *testing.T) {
 
 	const name = "e2e-after-outage"
 	t.Cleanup(func() { _, _ = provider.Kubectl(context.Background(), "delete", "node", name, "--ignore-not-found") })
-	applyNode(t, name, "10.222.210.0/24")
+	cidrs := podCIDRs(t, "10.222.210.0/24", "fd00:10:222:210::/64")
+	applyNode(t, name, cidrs...)
 	state := waitConverged(t)
-	for node, dp := range state {
-		if dp.Routes["10.222.210.0/24"] != "10.222.210.1" {
-			t.Errorf("%s did not resync after the outage: %s", node, dp)
-		}
-	}
+	assertRoutes(t, state, "after the outage", cidrs)
 }
 
 // TestAgentctlCheckFindsDrift runs agentctl on a node as an operator would:
-// check is clean, a route deleted by hand makes it exit 1 and name the
-// route, and it is clean again once the route is back.
+// check is clean, a route deleted by hand (an IPv6 one in a cluster with
+// IPv6) makes it exit 1 and name the route, and it is clean again once the
+// route is back. In a cluster with IPv6, an NDP responder deleted by hand
+// is found too, and comes back when the agent restarts.
 func TestAgentctlCheckFindsDrift(t *testing.T) {
 	state := waitConverged(t)
 	ctx := context.Background()
@@ -285,9 +360,11 @@ func TestAgentctlCheckFindsDrift(t *testing.T) {
 		t.Fatalf("agentctl check on a converged node: %v\n%s", err, out)
 	}
 	var dst, gw string
-	for d, g := range state[node].Routes {
-		dst, gw = d, g
-		break
+	for _, d := range sortedKeys(state[node].Routes) {
+		dst, gw = d, state[node].Routes[d]
+		if strings.Contains(d, ":") {
+			break
+		}
 	}
 	if out, err := provider.Exec(ctx, node, "ip", "route", "del", dst); err != nil {
 		t.Fatalf("delete route %s: %v: %s", dst, err, out)
@@ -297,10 +374,46 @@ func TestAgentctlCheckFindsDrift(t *testing.T) {
 	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 || !strings.Contains(out, dst) {
 		t.Errorf("agentctl check after deleting %s: %v (want exit 1 naming the route)\n%s", dst, err, out)
 	}
+	t.Logf("%s: agentctl check found route %s deleted by hand (exit 1)", node, dst)
 	if out, err := provider.Exec(ctx, node, "ip", "route", "replace", dst, "via", gw, "dev", "antrea-gw0", "onlink", "proto", "94"); err != nil {
 		t.Fatalf("restore route: %v: %s", err, out)
 	}
 	if out, err := provider.Exec(ctx, node, "agentctl", "check"); err != nil {
 		t.Errorf("agentctl check after restoring the route: %v\n%s", err, out)
 	}
+
+	if _, v6 := clusterFamilies(t); !v6 {
+		return
+	}
+	var target string
+	for _, r := range state[node].Responders {
+		if strings.Contains(r, ":") {
+			target = r
+			break
+		}
+	}
+	if out, err := provider.Exec(ctx, node, "ovs-ofctl", "del-flows", "br-int", "table=21,icmp6,icmp_type=135,nd_target="+target); err != nil {
+		t.Fatalf("delete the NDP responder for %s: %v: %s", target, err, out)
+	}
+	out, err = provider.Exec(ctx, node, "agentctl", "check")
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 || !strings.Contains(out, "missing flow of node") || !strings.Contains(out, "nd_target="+target+" ") {
+		t.Errorf("agentctl check after deleting the NDP responder for %s: %v (want exit 1 naming the flow)\n%s", target, err, out)
+	}
+	t.Logf("%s: agentctl check found the NDP responder for %s deleted by hand (exit 1); restarting the agent to restore it", node, target)
+	if err := provider.RestartAgent(ctx, node, false); err != nil {
+		t.Fatalf("restart agent of %s: %v", node, err)
+	}
+	waitConverged(t)
+	if out, err := provider.Exec(ctx, node, "agentctl", "check"); err != nil {
+		t.Errorf("agentctl check after the agent restarted: %v\n%s", err, out)
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -29,9 +29,10 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// newLocalProvider brings a cluster up (hack/local-cluster.sh up) and
-// returns a cleanup that tears it down unless keep is set.
-func newLocalProvider(name string, nodes int, keep bool) (Provider, func(), error) {
+// newLocalProvider brings a cluster up (hack/local-cluster.sh up) with pod
+// CIDRs of the given IP family (ipv4, ipv6 or dual) and returns a cleanup
+// that tears it down unless keep is set.
+func newLocalProvider(name string, nodes int, family string, keep bool) (Provider, func(), error) {
 	if os.Geteuid() != 0 {
 		return nil, nil, errors.New("the local provider needs root (network namespaces, OVS)")
 	}
@@ -57,10 +58,14 @@ func newLocalProvider(name string, nodes int, keep bool) (Provider, func(), erro
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	start := time.Now()
-	if out, err := p.run(ctx, "", "up", "--name", name, "--nodes", fmt.Sprint(nodes)); err != nil {
+	familyFlag := map[string]string{"ipv4": "--ipv4", "ipv6": "--ipv6", "dual": "--dual-stack"}[family]
+	if familyFlag == "" {
+		return nil, nil, fmt.Errorf("IP family %q: want ipv4, ipv6 or dual", family)
+	}
+	if out, err := p.run(ctx, "", "up", "--name", name, "--nodes", fmt.Sprint(nodes), familyFlag); err != nil {
 		return nil, cleanup, fmt.Errorf("hack/local-cluster.sh up: %w\n%s", err, out)
 	}
-	fmt.Fprintf(os.Stderr, "e2e: local cluster %s with %d nodes up in %s\n", name, nodes, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "e2e: local cluster %s with %d nodes (%s) up in %s\n", name, nodes, family, time.Since(start).Round(time.Millisecond))
 	return p, cleanup, nil
 }
 

@@ -37,7 +37,8 @@ type Config struct {
 	// GatewayInterface is the bridge's internal port that carries the
 	// node's gateway IP and the routes to other Nodes.
 	GatewayInterface string `json:"gatewayInterface,omitempty"`
-	// VirtualMAC answers ARP requests for remote gateways.
+	// VirtualMAC answers ARP requests and Neighbor Solicitations for
+	// remote gateways.
 	VirtualMAC string `json:"virtualMAC,omitempty"`
 	// ResyncPeriod is how often our routes are compared with the Nodes
 	// and repaired.
@@ -222,7 +223,7 @@ func Parse(fs *flag.FlagSet, args []string) (*Config, error) {
 	fs.StringVar(&flags.OVSRunDir, "ovs-rundir", flags.OVSRunDir, "OVS run directory: OVSDB at <dir>/db.sock, OpenFlow at <dir>/<bridge>.mgmt")
 	fs.StringVar(&flags.OVSDatapathType, "ovs-datapath-type", flags.OVSDatapathType, "bridge datapath: system (kernel module) or netdev (userspace)")
 	fs.StringVar(&flags.GatewayInterface, "gateway-interface", flags.GatewayInterface, "internal port holding this node's gateway IP")
-	fs.StringVar(&flags.VirtualMAC, "virtual-mac", flags.VirtualMAC, "MAC address OVS answers ARP requests for remote gateways with")
+	fs.StringVar(&flags.VirtualMAC, "virtual-mac", flags.VirtualMAC, "MAC address OVS answers ARP requests and IPv6 Neighbor Solicitations for remote gateways with")
 	fs.DurationVar(&flags.ResyncPeriod.Duration, "resync-period", flags.ResyncPeriod.Duration, "how often our routes are compared with the Nodes and repaired")
 	fs.StringVar(&flags.APISocket, "api-socket", flags.APISocket, "unix socket (mode 0600) of the local API that agentctl uses; empty turns it off")
 	fs.StringVar(&flags.MetricsBindAddress, "metrics-bind-address", flags.MetricsBindAddress, "host:port serving /metrics, /healthz and /readyz; 0 or empty turns them off")

@@ -23,11 +23,13 @@ import (
 	"github.com/noderoute/noderoute/pkg/route"
 )
 
+// seedNodes are the seed's Nodes, worker2 dual-stack: its IPv6 CIDR adds a
+// route and an NDP responder flow.
 func seedNodes() []runtime.Object {
-	mk := func(name, cidr string) runtime.Object {
-		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: []string{cidr}}}
+	mk := func(name string, cidrs ...string) runtime.Object {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: cidrs}}
 	}
-	return []runtime.Object{mk("master", "10.222.0.0/24"), mk("worker1", "10.222.1.0/24"), mk("worker2", "10.222.2.0/24")}
+	return []runtime.Object{mk("master", "10.222.0.0/24"), mk("worker1", "10.222.1.0/24"), mk("worker2", "10.222.2.0/24", "fd00:10:222:2::/64")}
 }
 
 // Scrape fetches url and parses the Prometheus text format.
@@ -152,8 +154,8 @@ func TestMetricsAndProbesOfSeedCluster(t *testing.T) {
 	for name, want := range map[string]float64{
 		"noderoute_nodes_seen":       3,
 		"noderoute_remote_nodes":     2,
-		"noderoute_flows_installed":  2,
-		"noderoute_routes_installed": 2,
+		"noderoute_flows_installed":  3, // 2 ARP + 1 NDP
+		"noderoute_routes_installed": 3,
 		"noderoute_ovs_connected":    1,
 		"noderoute_build_info":       1,
 	} {

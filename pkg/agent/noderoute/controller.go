@@ -1,5 +1,6 @@
 // Package noderoute holds the controller that turns the Node objects of the
-// cluster into ARP responder flows and onlink routes on the local node.
+// cluster into ARP and NDP responder flows and onlink routes on the local
+// node.
 package noderoute
 
 import (
@@ -28,8 +29,9 @@ import (
 
 const controllerName = "NodeRouteController"
 
-// Controller watches Nodes and keeps, for every other Node, the ARP
-// responder flows and onlink routes of its pod CIDRs in place.
+// Controller watches Nodes and keeps, for every other Node, the responder
+// flows (ARP for IPv4, NDP for IPv6) and onlink routes of its pod CIDRs in
+// place.
 //
 // It has the sample-controller shape: informer events enqueue Node names,
 // one worker runs the idempotent syncNode for each. A single worker is a
@@ -370,7 +372,7 @@ func (c *Controller) clash(nodeName string, s podSubnet) (owner, cidr string) {
 
 // apply installs want for a remote Node and removes what it no longer
 // wants. New flows go in before new routes (a route is usable only once its
-// gateway answers ARP) and old routes go before old flows.
+// gateway answers ARP or NDP) and old routes go before old flows.
 func (c *Controller) apply(name string, want []podSubnet) error {
 	have := c.installed[name]
 	if len(want) == 0 && len(have) == 0 {
@@ -381,7 +383,7 @@ func (c *Controller) apply(name string, want []podSubnet) error {
 		gateways = append(gateways, s.Gateway)
 	}
 	if err := c.flows.InstallNodeFlows(name, gateways); err != nil {
-		return kindError(ErrorKindFlows, fmt.Errorf("install ARP responder for node %s: %w", name, err))
+		return kindError(ErrorKindFlows, fmt.Errorf("install ARP/NDP responders for node %s: %w", name, err))
 	}
 	for _, s := range want {
 		if containsSubnet(have, s) || c.kernelRoutes[s.key()] == s.Gateway.String() {

@@ -199,10 +199,41 @@ func TestDualStackNodeGetsRoutesOfBothFamilies(t *testing.T) {
 		node("worker1", "10.222.1.0/24", "fd00:10:222:1::/64"),
 		node("worker2", "10.222.2.0/24", "fd00:10:222:2::/64"),
 	})
-	// The OpenFlow fake, like the real client for now, answers IPv4 only.
+	// A responder (ARP for IPv4, NDP for IPv6) and a route per family.
 	env.eventually(t,
-		[]string{"worker2:10.222.2.1"},
+		[]string{"worker2:10.222.2.1", "worker2:fd00:10:222:2::1"},
 		[]string{"10.222.2.0/24 via 10.222.2.1", "fd00:10:222:2::/64 via fd00:10:222:2::1"})
+	if got, want := env.ctrl.Stats(), (Stats{NodesSeen: 2, RemoteNodes: 1, Routes: 2, ArpResponderFlows: 1, NdpResponderFlows: 1}); got != want {
+		t.Errorf("Stats() = %+v, want %+v", got, want)
+	}
+
+	// worker2 drops its IPv4 CIDR (a single-stack IPv6 Node): only the
+	// IPv6 responder and route stay.
+	if _, err := env.client.CoreV1().Nodes().Update(ctx, node("worker2", "fd00:10:222:2::/64"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.eventually(t,
+		[]string{"worker2:fd00:10:222:2::1"},
+		[]string{"fd00:10:222:2::/64 via fd00:10:222:2::1"})
+}
+
+// A single-stack IPv6 cluster: NDP responders and IPv6 routes, a /120 as
+// well as /64s, and an IPv6 CIDR overlapping our own is refused.
+func TestSingleStackIPv6Cluster(t *testing.T) {
+	env := start(t, []*corev1.Node{
+		node("worker1", "fd00:10:222:1::/64"),
+		node("master", "fd00:10:222::/64"),
+		node("worker2", "fd00:10:222:2::/64"),
+		node("small", "fd00:10:223::100/120"),
+		node("evil", "fd00:10:222:1::/80"),
+	})
+	env.eventually(t,
+		[]string{"master:fd00:10:222::1", "small:fd00:10:223::101", "worker2:fd00:10:222:2::1"},
+		[]string{"fd00:10:222::/64 via fd00:10:222::1", "fd00:10:222:2::/64 via fd00:10:222:2::1", "fd00:10:223::100/120 via fd00:10:223::101"})
+	st := env.ctrl.Stats()
+	if st.ArpResponderFlows != 0 || st.NdpResponderFlows != 3 || st.Routes != 3 {
+		t.Errorf("Stats() = %+v, want 3 NDP responders and 3 routes", st)
+	}
 }
 
 func TestOverlappingCIDRs(t *testing.T) {

@@ -8,7 +8,8 @@ import (
 )
 
 // podSubnet is one pod CIDR of a remote Node and the gateway IP that the
-// route goes through and the ARP responder answers for.
+// route goes through and the ARP (IPv4) or NDP (IPv6) responder answers
+// for.
 type podSubnet struct {
 	CIDR    *net.IPNet
 	Gateway net.IP
@@ -18,7 +19,8 @@ type podSubnet struct {
 func (s podSubnet) key() string { return s.CIDR.String() }
 
 // GatewayIP returns the first address of a pod CIDR (10.222.2.1 for
-// 10.222.2.0/24): the address each node gives its gateway interface.
+// 10.222.2.0/24, fd00:10:222:2::1 for fd00:10:222:2::/64): the address
+// each node gives its gateway interface.
 func GatewayIP(cidr *net.IPNet) net.IP {
 	ip := cidr.IP.Mask(cidr.Mask)
 	gw := make(net.IP, len(ip))
@@ -43,8 +45,9 @@ func nodePodCIDRs(node *corev1.Node) []string {
 
 // parsePodSubnets turns pod CIDR strings into subnets. A CIDR that cannot be
 // used is reported in errs and left out; the others are still returned, so
-// one bad entry never blocks the rest. Both address families are parsed:
-// what each data-plane client does with IPv6 is its own business.
+// one bad entry never blocks the rest. Both address families are parsed;
+// each gets a route, and the flows client answers ARP for IPv4 gateways and
+// NDP for IPv6 ones.
 func parsePodSubnets(cidrs []string) (subnets []podSubnet, errs []error) {
 	seen := map[string]bool{}
 	for _, s := range cidrs {
@@ -81,7 +84,8 @@ func overlaps(a, b *net.IPNet) bool {
 
 // GatewayAddresses returns the addresses the local gateway interface gets
 // for the Node's usable pod CIDRs: the gateway IP with the CIDR's prefix
-// length (10.222.1.1/24 for 10.222.1.0/24). Unusable CIDRs are left out.
+// length (10.222.1.1/24 for 10.222.1.0/24, fd00:10:222:1::1/64 for
+// fd00:10:222:1::/64), both families. Unusable CIDRs are left out.
 func GatewayAddresses(node *corev1.Node) []*net.IPNet {
 	subnets, _ := parsePodSubnets(nodePodCIDRs(node))
 	addrs := make([]*net.IPNet, 0, len(subnets))

@@ -44,3 +44,27 @@ func TestParsePodSubnets(t *testing.T) {
 		t.Errorf("IPv4 subnet not in 4-byte form: %#v", subnets[0])
 	}
 }
+
+// The gateway interface gets the first address of every usable pod CIDR,
+// with the CIDR's prefix length, IPv6 included (/64 and /120 alike).
+func TestGatewayAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		cidrs []string
+		want  string
+	}{
+		{[]string{"10.222.1.0/24"}, "10.222.1.1/24"},
+		{[]string{"10.222.1.0/24", "fd00:10:222:1::/64"}, "10.222.1.1/24 fd00:10:222:1::1/64"},
+		{[]string{"fd00:10:222:1::/64", "10.222.1.0/24"}, "fd00:10:222:1::1/64 10.222.1.1/24"},
+		{[]string{"fd00:10:222:1::/64"}, "fd00:10:222:1::1/64"},
+		{[]string{"fd00::100/120"}, "fd00::101/120"},
+		{[]string{"fd00::7:0/112", "fd00::/127", "bogus"}, "fd00::7:1/112"},
+	} {
+		var got []string
+		for _, a := range GatewayAddresses(node("worker1", tc.cidrs...)) {
+			got = append(got, a.String())
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("GatewayAddresses(%v) = %v, want %s", tc.cidrs, got, tc.want)
+		}
+	}
+}

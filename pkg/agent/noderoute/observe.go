@@ -104,6 +104,10 @@ type Stats struct {
 	// (one per remote IPv4 pod CIDR). The pipeline's base flows are not
 	// counted.
 	ArpResponderFlows int
+	// NdpResponderFlows is the number of NDP responder flows installed
+	// (one per remote IPv6 pod CIDR, in table 21). Base flows are not
+	// counted.
+	NdpResponderFlows int
 }
 
 // Stats returns the current counts.
@@ -120,6 +124,8 @@ func (c *Controller) Stats() Stats {
 		for _, sn := range subnets {
 			if sn.Gateway.To4() != nil {
 				s.ArpResponderFlows++
+			} else {
+				s.NdpResponderFlows++
 			}
 		}
 	}
@@ -127,7 +133,7 @@ func (c *Controller) Stats() Stats {
 }
 
 // Subnet is a remote pod CIDR and the gateway IP its route goes through and
-// its ARP responder answers for.
+// its ARP (IPv4) or NDP (IPv6) responder answers for.
 type Subnet struct {
 	PodCIDR   string `json:"podCIDR"`
 	GatewayIP string `json:"gatewayIP"`

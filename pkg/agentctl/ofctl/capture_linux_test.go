@@ -4,6 +4,7 @@ package ofctl
 
 import (
 	"context"
+	"encoding/hex"
 	"flag"
 	"net"
 	"os"
@@ -22,11 +23,42 @@ var update = flag.Bool("update", false, "rewrite testdata/ from a real bridge (n
 const arpRequest = "ffffffffffff" + "020000000001" + "0806" + "0001" + "0800" + "06" + "04" + "0001" +
 	"020000000001" + "0ade0101" + "000000000000" + "0ade0201"
 
+// neighborSolicitation is the Neighbor Solicitation worker1's kernel sends
+// for worker2's IPv6 gateway fd00:10:222:2::1: from 02:00:00:00:00:01
+// (fd00:10:222:1::1) to the solicited-node multicast address, with a
+// source link-layer address option.
+func neighborSolicitation() string {
+	src := net.ParseIP("fd00:10:222:1::1").To16()
+	dst := net.ParseIP("ff02::1:ff00:1").To16()
+	target := net.ParseIP("fd00:10:222:2::1").To16()
+	mac := []byte{2, 0, 0, 0, 0, 1}
+	icmp := append([]byte{135, 0, 0, 0, 0, 0, 0, 0}, target...)
+	icmp = append(append(icmp, 1, 1), mac...)
+	// Checksum over the pseudo-header and the message.
+	pseudo := append(append(append([]byte{}, src...), dst...), 0, 0, 0, byte(len(icmp)), 0, 0, 0, 58)
+	var sum uint32
+	data := append(pseudo, icmp...)
+	for i := 0; i+1 < len(data); i += 2 {
+		sum += uint32(data[i])<<8 | uint32(data[i+1])
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	icmp[2], icmp[3] = byte(^sum>>8), byte(^sum)
+	ip := append([]byte{0x60, 0, 0, 0, 0, byte(len(icmp)), 58, 255}, src...)
+	ip = append(append(ip, dst...), icmp...)
+	eth := append([]byte{0x33, 0x33, 0xff, 0, 0, 1}, mac...)
+	eth = append(append(eth, 0x86, 0xdd), ip...)
+	return hex.EncodeToString(eth)
+}
+
 // goldenBridge is the bridge the golden files were captured from: the
-// agent's flows for the seed cluster on worker1 (round 1), a flow added by
-// hand in table 20 (cookie 0), a flow with timeouts in a table the agent
-// does not use, and one ARP request for 10.222.2.1 sent through the
-// pipeline so that counters are not all 0.
+// agent's flows for the dual-stack seed cluster on worker1 (round 1;
+// master and worker2 have an IPv6 CIDR too), a flow added by hand in table
+// 20 (cookie 0), a flow with timeouts in a table the agent does not use,
+// and one ARP request for 10.222.2.1 and one Neighbor Solicitation for
+// fd00:10:222:2::1 sent through the pipeline so that counters are not all
+// 0.
 func goldenBridge(t *testing.T) *ovstest.Instance {
 	t.Helper()
 	inst := ovstest.Start(t)
@@ -40,8 +72,13 @@ func goldenBridge(t *testing.T) *ovstest.Instance {
 	if err := c.Initialize(1); err != nil {
 		t.Fatal(err)
 	}
-	for node, gw := range map[string]string{"master": "10.222.0.1", "worker2": "10.222.2.1"} {
-		if err := c.InstallNodeFlows(node, []net.IP{net.ParseIP(gw)}); err != nil {
+	// In a fixed order: ovs-ofctl lists flows of one table in an order
+	// that depends on when they were added.
+	for _, n := range []struct{ node, gw4, gw6 string }{
+		{"master", "10.222.0.1", "fd00:10:222::1"},
+		{"worker2", "10.222.2.1", "fd00:10:222:2::1"},
+	} {
+		if err := c.InstallNodeFlows(n.node, []net.IP{net.ParseIP(n.gw4), net.ParseIP(n.gw6)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -50,6 +87,7 @@ func goldenBridge(t *testing.T) *ovstest.Instance {
 		{"add-flow", "br-int", "cookie=0x5,table=7,idle_timeout=300,hard_timeout=600,priority=9,ip,nw_dst=10.9.9.9,actions=output:LOCAL"},
 		{"add-flow", "br-int", "table=7,actions=drop"},
 		{"packet-out", "br-int", "in_port=LOCAL packet=" + arpRequest + " actions=resubmit(,0)"},
+		{"packet-out", "br-int", "in_port=LOCAL packet=" + neighborSolicitation() + " actions=resubmit(,0)"},
 	} {
 		if out, err := inst.Ofctl(args...); err != nil {
 			t.Fatalf("ovs-ofctl %v: %v: %s", args, err, out)
@@ -129,8 +167,29 @@ func TestGoldenFilesMatchRealBridge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(withStats) != 2 || withStats[0].Stats == nil || withStats[0].Stats.Packets != 1 {
+	if len(withStats) != 3 || withStats[0].Stats == nil {
 		t.Errorf("Exec dump of table 0 with stats: %+v", withStats)
+	}
+	// The ARP request and the solicitation each went their way, and the
+	// solicitation through both NDP tables.
+	for _, table := range []int{0, 20, 21, 22} {
+		flows, err := Exec{}.DumpFlows(ctx, target, DumpOptions{Table: table})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var packets uint64
+		for _, f := range flows {
+			if f.Priority == 200 {
+				packets += f.Stats.Packets
+			}
+		}
+		want := uint64(1)
+		if table == 0 {
+			want = 2
+		}
+		if packets != want {
+			t.Errorf("table %d: %d packets in its priority-200 flows, want %d:\n%+v", table, packets, want, flows)
+		}
 	}
 
 	// A bridge that does not exist: the error names the socket it tried.

@@ -33,8 +33,8 @@ func mustParse(t *testing.T, name string) []Flow {
 // without stats, with and without the reply header.
 func TestParseGoldenDumps(t *testing.T) {
 	nostats := mustParse(t, "dump-nostats.txt")
-	if len(nostats) != 9 {
-		t.Fatalf("%d flows, want 9", len(nostats))
+	if len(nostats) != 16 {
+		t.Fatalf("%d flows, want 16", len(nostats))
 	}
 	for _, name := range []string{"dump-stats.txt", "dump-stats-legacy.txt"} {
 		flows := mustParse(t, name)
@@ -51,7 +51,7 @@ func TestParseGoldenDumps(t *testing.T) {
 		}
 	}
 
-	arp := nostats[5]
+	arp := nostats[6]
 	if arp.Cookie != 0x1020000000000 || arp.Table != 20 || arp.Priority != 200 ||
 		arp.Match != "arp,arp_tpa=10.222.2.1,arp_op=1" || !strings.HasSuffix(arp.Actions, "load:0xade0201->NXM_OF_ARP_SPA[],IN_PORT") || arp.Stats != nil {
 		t.Errorf("worker2's flow: %+v", arp)
@@ -69,22 +69,36 @@ func TestParseGoldenDumps(t *testing.T) {
 		t.Errorf("Key = %s", arp.Key())
 	}
 	// Table 0 (not printed), default priority (not printed), no match.
-	if f := nostats[1]; f.Table != 0 || f.Priority != 0 || f.Match != "" || f.Actions != "NORMAL" {
+	if f := nostats[2]; f.Table != 0 || f.Priority != 0 || f.Match != "" || f.Actions != "NORMAL" {
 		t.Errorf("table 0 miss: %+v", f)
 	}
-	if f := nostats[2]; f.Table != 7 || f.Priority != 0x8000 || f.Match != "" || f.Cookie != 0 || f.Actions != "drop" {
+	if f := nostats[3]; f.Table != 7 || f.Priority != 0x8000 || f.Match != "" || f.Cookie != 0 || f.Actions != "drop" {
 		t.Errorf("match-all flow: %+v", f)
 	}
-	if f := nostats[3]; !reflect.DeepEqual(f.Extra, []string{"idle_timeout=300", "hard_timeout=600"}) || f.Match != "ip,nw_dst=10.9.9.9" || f.Priority != 9 {
+	if f := nostats[4]; !reflect.DeepEqual(f.Extra, []string{"idle_timeout=300", "hard_timeout=600"}) || f.Match != "ip,nw_dst=10.9.9.9" || f.Priority != 9 {
 		t.Errorf("flow with timeouts: %+v", f)
 	}
 
 	stats := mustParse(t, "dump-stats.txt")
-	if s := stats[5].Stats; s.Packets != 1 || s.Bytes != 42 || s.DurationSeconds <= 0 || s.IdleAge != -1 {
+	if s := stats[6].Stats; s.Packets != 1 || s.Bytes != 42 || s.DurationSeconds <= 0 || s.IdleAge != -1 {
 		t.Errorf("worker2's stats: %+v", s)
 	}
-	if s := mustParse(t, "dump-stats-legacy.txt")[5].Stats; s.IdleAge != 0 {
+	if s := mustParse(t, "dump-stats-legacy.txt")[6].Stats; s.IdleAge != 0 {
 		t.Errorf("legacy idle_age: %+v", s)
+	}
+
+	// worker2's NDP responder: an IPv6 nd_target (colons, no commas) and
+	// the solicitation it answered.
+	ndp := nostats[11]
+	if ndp.Cookie != 0x1030000000000 || ndp.Table != 21 || ndp.Priority != 200 ||
+		ndp.Match != "icmp6,icmp_type=135,nd_target=fd00:10:222:2::1" || !strings.HasSuffix(ndp.Actions, "->ERICOXM_OF_ICMPV6_ND_OPTIONS_TYPE[],resubmit(,22)") {
+		t.Errorf("worker2's NDP flow: %+v", ndp)
+	}
+	if target, ok := ndp.MatchField("nd_target"); !ok || target != "fd00:10:222:2::1" {
+		t.Errorf("nd_target = %q, %v", target, ok)
+	}
+	if s := stats[11].Stats; s.Packets != 1 || s.Bytes != 86 {
+		t.Errorf("worker2's NDP stats: %+v", s)
 	}
 }
 

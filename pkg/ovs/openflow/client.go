@@ -40,7 +40,8 @@ type OFClient struct {
 	pipe        pipeline
 	initialized bool
 	// nodeFlows holds, per remote Node, the gateway IPs whose responder
-	// flows are installed, keyed by the IP's string form.
+	// flows (ARP for IPv4, NDP for IPv6) are installed, keyed by the IP's
+	// string form.
 	nodeFlows map[string]map[string]net.IP
 
 	startOnce    sync.Once
@@ -52,7 +53,8 @@ type OFClient struct {
 var _ Client = (*OFClient)(nil)
 
 // NewOFClient returns a client for bridge, reached at the management socket
-// sock, answering ARP with virtualMAC. It does not connect until Initialize.
+// sock, answering ARP and NDP with virtualMAC. It does not connect until
+// Initialize.
 func NewOFClient(bridge, sock string, virtualMAC net.HardwareAddr) *OFClient {
 	// ofnet and libOpenflow log every connection step through logrus at
 	// info level; keep their warnings and errors only.
@@ -97,6 +99,8 @@ func (c *OFClient) InstallNodeFlows(nodeName string, gateways []net.IP) error {
 	for _, gw := range gateways {
 		if gw4 := gw.To4(); gw4 != nil {
 			want[gw4.String()] = gw4
+		} else if gw16 := gw.To16(); gw16 != nil {
+			want[gw16.String()] = gw16
 		}
 	}
 	have := c.nodeFlows[nodeName]
@@ -105,22 +109,22 @@ func (c *OFClient) InstallNodeFlows(nodeName string, gateways []net.IP) error {
 		if _, ok := have[key]; ok {
 			continue
 		}
-		fm, err := c.pipe.arpResponderFlow(want[key])
+		fm, err := c.pipe.responderFlow(want[key])
 		if err != nil {
-			return fmt.Errorf("build ARP responder flow for node %s: %w", nodeName, err)
+			return fmt.Errorf("build responder flow for node %s: %w", nodeName, err)
 		}
 		mods = append(mods, fm)
 	}
 	for _, key := range sortedKeys(have) {
 		if _, ok := want[key]; !ok {
-			mods = append(mods, deleteArpResponderFlow(have[key]))
+			mods = append(mods, deleteResponderFlow(have[key]))
 		}
 	}
 	if len(mods) == 0 {
 		return nil
 	}
 	if err := c.sendBundle(mods); err != nil {
-		return fmt.Errorf("install ARP responder flows for node %s: %w", nodeName, err)
+		return fmt.Errorf("install responder flows for node %s: %w", nodeName, err)
 	}
 	if len(want) == 0 {
 		delete(c.nodeFlows, nodeName)
@@ -142,7 +146,7 @@ func (c *OFClient) DeleteStaleFlows() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var mods []*openflow13.FlowMod
-	for _, table := range []uint8{ClassifierTable, ArpResponderTable} {
+	for _, table := range Tables() {
 		for _, p := range staleRoundPatterns(c.pipe.round) {
 			value, mask := p.cookie()
 			mods = append(mods, deleteByCookie(table, value, mask))
@@ -213,7 +217,7 @@ func (c *OFClient) replay() {
 	mods := c.pipe.baseFlows()
 	for _, node := range sortedKeys(c.nodeFlows) {
 		for _, key := range sortedKeys(c.nodeFlows[node]) {
-			fm, err := c.pipe.arpResponderFlow(c.nodeFlows[node][key])
+			fm, err := c.pipe.responderFlow(c.nodeFlows[node][key])
 			if err != nil {
 				klog.ErrorS(err, "Cannot rebuild flow for replay", "node", node)
 				continue

@@ -3,6 +3,7 @@ package openflow
 import (
 	"net"
 	"os"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,12 @@ func dumpTable(t *testing.T, inst *ovstest.Instance, table string) []string {
 	return lines
 }
 
+func sorted(lines []string) []string {
+	out := append([]string(nil), lines...)
+	sort.Strings(out)
+	return out
+}
+
 func newTestClient(t *testing.T, inst *ovstest.Instance) *OFClient {
 	t.Helper()
 	c := NewOFClient("br-int", inst.MgmtSock("br-int"), virtualMAC)
@@ -92,10 +99,11 @@ func TestSeedTable20OnRealBridge(t *testing.T) {
 	mustInstall(t, c, "master", "10.222.0.1")
 	mustInstall(t, c, "worker2", "10.222.2.1")
 	assertLines(t, dumpTable(t, inst, "20"), seedTable20(t))
-	assertLines(t, dumpTable(t, inst, "0"), []string{
+	assertLines(t, sorted(dumpTable(t, inst, "0")), sorted([]string{
 		"cookie=0x1000000000000, priority=200,arp actions=resubmit(,20)",
+		"cookie=0x1000000000000, priority=200,icmp6,icmp_type=135 actions=resubmit(,21)",
 		"cookie=0x1000000000000, priority=0 actions=NORMAL",
-	})
+	}))
 
 	// Idempotent: the same call sends nothing and changes nothing.
 	mustInstall(t, c, "worker2", "10.222.2.1")
@@ -115,6 +123,88 @@ func TestSeedTable20OnRealBridge(t *testing.T) {
 	assertLines(t, dumpTable(t, inst, "20"), seedTable20(t)[2:])
 }
 
+// ndpTables reads the NDP tables (21 and 22) of worker1 of a dual-stack seed
+// cluster (master fd00:10:222::/64, worker2 fd00:10:222:2::/64) as this
+// machine's ovs-ofctl printed them.
+func ndpTables(t *testing.T) []string {
+	t.Helper()
+	golden, err := os.ReadFile("testdata/ndp-tables.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(golden)), "\n")
+}
+
+// TestNdpFlowsOnRealBridge installs the flows of dual-stack Nodes: table 20
+// stays the seed's byte for byte, tables 21 and 22 hold the NDP responder
+// and its second stage, every flow is as ExpectedBaseFlows and
+// ExpectedResponderFlow say, and each family's flows come and go on their
+// own.
+func TestNdpFlowsOnRealBridge(t *testing.T) {
+	inst := startBridge(t)
+	c := newTestClient(t, inst)
+	if err := c.Initialize(1); err != nil {
+		t.Fatal(err)
+	}
+	mustInstall(t, c, "master", "10.222.0.1", "fd00:10:222::1")
+	mustInstall(t, c, "worker2", "fd00:10:222:2::1", "10.222.2.1")
+	assertLines(t, dumpTable(t, inst, "20"), seedTable20(t))
+	assertLines(t, append(dumpTable(t, inst, "21"), dumpTable(t, inst, "22")...), ndpTables(t))
+
+	// Every flow on the bridge is one the expectations describe, and
+	// nothing is missing.
+	expected := func(gws ...string) []string {
+		var out []string
+		for _, f := range ExpectedBaseFlows(1, virtualMAC) {
+			out = append(out, f.String())
+		}
+		for _, gw := range gws {
+			f, err := ExpectedResponderFlow(1, virtualMAC, net.ParseIP(gw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, f.String())
+		}
+		return sorted(out)
+	}
+	all := func() []string {
+		out, err := inst.Ofctl("dump-flows", "br-int", "--no-stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, l := range strings.Split(out, "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				lines = append(lines, l)
+			}
+		}
+		return sorted(lines)
+	}
+	assertLines(t, all(), expected("10.222.0.1", "fd00:10:222::1", "10.222.2.1", "fd00:10:222:2::1"))
+
+	// Addresses whose text form or halves are unusual render as expected
+	// too: a zero upper half, two equal runs of zeros, a /120's gateway.
+	mustInstall(t, c, "odd", "::1:0:0:1", "2001:db8:0:0:1::1", "fd00::101")
+	assertLines(t, all(), expected("10.222.0.1", "fd00:10:222::1", "10.222.2.1", "fd00:10:222:2::1", "::1:0:0:1", "2001:db8:0:0:1::1", "fd00::101"))
+	if err := c.UninstallNodeFlows("odd"); err != nil {
+		t.Fatal(err)
+	}
+
+	// worker2 goes IPv4-only: its NDP flow goes, its ARP flow stays.
+	mustInstall(t, c, "worker2", "10.222.2.1")
+	assertLines(t, all(), expected("10.222.0.1", "fd00:10:222::1", "10.222.2.1"))
+	// An IPv6-only node.
+	mustInstall(t, c, "worker2", "fd00:10:222:9::1")
+	assertLines(t, all(), expected("10.222.0.1", "fd00:10:222::1", "fd00:10:222:9::1"))
+	if err := c.UninstallNodeFlows("master"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UninstallNodeFlows("worker2"); err != nil {
+		t.Fatal(err)
+	}
+	assertLines(t, all(), expected())
+}
+
 // TestRestartWithNewRoundHasNoGap plays an agent restart: a second client
 // takes over the bridge with the next round while a sampler dumps table 20
 // continuously. Every sample must hold the flows both incarnations want, and
@@ -126,8 +216,8 @@ func TestRestartWithNewRoundHasNoGap(t *testing.T) {
 	if err := old.Initialize(1); err != nil {
 		t.Fatal(err)
 	}
-	mustInstall(t, old, "master", "10.222.0.1")
-	mustInstall(t, old, "worker2", "10.222.2.1")
+	mustInstall(t, old, "master", "10.222.0.1", "fd00:10:222::1")
+	mustInstall(t, old, "worker2", "10.222.2.1", "fd00:10:222:2::1")
 	if out, err := inst.Ofctl("add-flow", "br-int", "table=20,priority=5,udp,actions=drop"); err != nil {
 		t.Fatalf("add foreign flow: %v: %s", err, out)
 	}
@@ -161,7 +251,7 @@ func TestRestartWithNewRoundHasNoGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	// master was deleted while the agent was down: only worker2 is wanted.
-	mustInstall(t, restarted, "worker2", "10.222.2.1")
+	mustInstall(t, restarted, "worker2", "10.222.2.1", "fd00:10:222:2::1")
 	if err := restarted.DeleteStaleFlows(); err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +278,14 @@ func TestRestartWithNewRoundHasNoGap(t *testing.T) {
 		"table=20, priority=5,udp actions=drop",
 		"cookie=0x2000000000000, table=20, priority=0 actions=drop",
 	})
+	// Tables 21 and 22 too: round 2 only, master's NDP flow gone.
+	want := []string{}
+	for _, l := range ndpTables(t) {
+		if !strings.Contains(l, "nd_target=fd00:10:222::1 ") {
+			want = append(want, strings.Replace(l, "cookie=0x10", "cookie=0x20", 1))
+		}
+	}
+	assertLines(t, append(dumpTable(t, inst, "21"), dumpTable(t, inst, "22")...), want)
 }
 
 // TestReplayAfterVswitchdRestart restarts ovs-vswitchd, which loses every
@@ -198,20 +296,20 @@ func TestReplayAfterVswitchdRestart(t *testing.T) {
 	if err := c.Initialize(1); err != nil {
 		t.Fatal(err)
 	}
-	mustInstall(t, c, "master", "10.222.0.1")
-	mustInstall(t, c, "worker2", "10.222.2.1")
+	mustInstall(t, c, "master", "10.222.0.1", "fd00:10:222::1")
+	mustInstall(t, c, "worker2", "10.222.2.1", "fd00:10:222:2::1")
 
 	inst.StopVswitchd()
 	inst.StartVswitchd()
-	want := strings.Join(seedTable20(t), "\n")
+	want := strings.Join(append(seedTable20(t), ndpTables(t)...), "\n")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		got := strings.Join(dumpTable(t, inst, "20"), "\n")
+		got := strings.Join(append(append(dumpTable(t, inst, "20"), dumpTable(t, inst, "21")...), dumpTable(t, inst, "22")...), "\n")
 		if got == want {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("table 20 not replayed 20s after ovs-vswitchd came back:\n%s", got)
+			t.Fatalf("tables 20-22 not replayed 20s after ovs-vswitchd came back:\n%s", got)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -9,8 +9,8 @@ import "fmt"
 // The round changes on every agent start, so flows left by an earlier
 // incarnation can be told apart (and deleted) after the new one has installed
 // its own. The category says which part of the pipeline a flow belongs to.
-// The object is reserved for per-object flows; the ARP responder flows keep it
-// at 0, as in the seed's dump.
+// The object is reserved for per-object flows; the ARP and NDP responder flows
+// keep it at 0, as in the seed's dump.
 const (
 	roundShift    = 48
 	categoryShift = 40
@@ -28,11 +28,16 @@ const (
 type Category uint8
 
 const (
-	// CategoryPipeline marks the base flows: table 0's dispatch and table
-	// 20's ARP-to-NORMAL and drop flows.
+	// CategoryPipeline marks the base flows: table 0's dispatch, the
+	// fallback (to NORMAL) and drop flows of tables 20 and 21, and table
+	// 22's flow that completes every Neighbor Advertisement.
 	CategoryPipeline Category = 0x00
-	// CategoryNodeRoute marks the per-remote-Node ARP responder flows.
+	// CategoryNodeRoute marks the per-remote-Node ARP responder flows
+	// (table 20, one per remote IPv4 pod CIDR).
 	CategoryNodeRoute Category = 0x02
+	// CategoryNodeRouteNDP marks the per-remote-Node NDP responder flows
+	// (table 21, one per remote IPv6 pod CIDR).
+	CategoryNodeRouteNDP Category = 0x03
 )
 
 func (c Category) String() string {
@@ -41,6 +46,8 @@ func (c Category) String() string {
 		return "Pipeline"
 	case CategoryNodeRoute:
 		return "NodeRoute"
+	case CategoryNodeRouteNDP:
+		return "NodeRouteNDP"
 	default:
 		return fmt.Sprintf("Category(%#x)", uint8(c))
 	}

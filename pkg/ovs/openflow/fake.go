@@ -44,7 +44,9 @@ func (f *Fake) InstallNodeFlows(nodeName string, gateways []net.IP) error {
 	}
 	var gws []string
 	for _, gw := range gateways {
-		if gw.To4() != nil {
+		// Both families, as the real client: an ARP responder for
+		// IPv4, an NDP responder for IPv6.
+		if gw.To16() != nil {
 			gws = append(gws, gw.String())
 		}
 	}
@@ -73,7 +75,8 @@ func (f *Fake) DeleteStaleFlows() error {
 
 func (f *Fake) Disconnect() {}
 
-// NodeFlows returns, per remote Node, the gateway IPs answered, sorted.
+// NodeFlows returns, per remote Node, the gateway IPs answered (IPv4 by ARP,
+// IPv6 by NDP), sorted as strings.
 func (f *Fake) NodeFlows() map[string][]string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

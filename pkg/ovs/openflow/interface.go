@@ -1,5 +1,5 @@
-// Package openflow programs the ARP responder pipeline of the integration
-// bridge over OpenFlow 1.3. It is the only package that imports the OpenFlow
+// Package openflow programs the ARP and NDP responder pipeline of the
+// integration bridge over OpenFlow 1.3. It is the only package that imports the OpenFlow
 // libraries (libOpenflow, ofnet), so that replacing them stays local.
 package openflow
 
@@ -8,10 +8,23 @@ import "net"
 // Table IDs of the pipeline.
 const (
 	// ClassifierTable is where every packet starts: ARP goes to
-	// ArpResponderTable, everything else to NORMAL.
+	// ArpResponderTable, ICMPv6 Neighbor Solicitations to
+	// NdpResponderTable, everything else to NORMAL.
 	ClassifierTable uint8 = 0
-	// ArpResponderTable answers ARP requests for remote Nodes' gateway IPs.
+	// ArpResponderTable answers ARP requests for remote Nodes' IPv4
+	// gateway IPs.
 	ArpResponderTable uint8 = 20
+	// NdpResponderTable answers Neighbor Solicitations for remote Nodes'
+	// IPv6 gateway IPs: it rewrites the solicitation into an advertisement
+	// from the gateway and hands it to NdpTllTable. A table of its own
+	// (not table 20) so that table 20 stays exactly the seed's.
+	NdpResponderTable uint8 = 21
+	// NdpTllTable writes the virtual MAC into the advertisement's target
+	// link-layer address option and sends it back IN_PORT. It is a second
+	// stage because OVS accepts a write to nd_tll only in a flow whose
+	// match is an advertisement (icmp_type=136), and table 21's flows
+	// match the solicitation.
+	NdpTllTable uint8 = 22
 )
 
 // Priorities of the ArpResponderTable flows, as in the seed.
@@ -21,6 +34,15 @@ const (
 	PriorityMiss         uint16 = 0
 	// PriorityClassifierArp sends ARP from table 0 to table 20.
 	PriorityClassifierArp uint16 = 200
+	// PriorityClassifierNdp sends Neighbor Solicitations from table 0 to
+	// table 21.
+	PriorityClassifierNdp uint16 = 200
+	// PriorityNdpResponder and PriorityNdpNormal are table 21's per-gateway
+	// responders and its fallback, as for ARP in table 20.
+	PriorityNdpResponder uint16 = 200
+	PriorityNdpNormal    uint16 = 190
+	// PriorityNdpTll is table 22's one flow.
+	PriorityNdpTll uint16 = 200
 )
 
 // Client installs and removes the agent's flows. Implementations remember
@@ -30,10 +52,10 @@ type Client interface {
 	// Initialize connects to the bridge and installs the base flows with
 	// the cookie round given. It may be called again after a reconnect.
 	Initialize(round uint16) error
-	// InstallNodeFlows makes the ARP responder flows for remote Node
-	// nodeName answer exactly the given gateway IPs: new ones are added,
-	// ones no longer listed are removed. IPv6 addresses are ignored until
-	// the NDP responder exists.
+	// InstallNodeFlows makes the responder flows for remote Node nodeName
+	// answer exactly the given gateway IPs: an ARP responder for each IPv4
+	// address, an NDP responder for each IPv6 one. New ones are added,
+	// ones no longer listed are removed.
 	InstallNodeFlows(nodeName string, gateways []net.IP) error
 	// UninstallNodeFlows removes every flow of remote Node nodeName.
 	UninstallNodeFlows(nodeName string) error

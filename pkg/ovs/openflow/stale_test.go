@@ -37,6 +37,12 @@ func TestCookieLayoutMatchesSeed(t *testing.T) {
 	if got := (Cookie{Round: 1, Category: CategoryPipeline}).Uint64(); got != 0x1000000000000 {
 		t.Errorf("pipeline cookie of round 1 = %#x, want 0x1000000000000", got)
 	}
+	if got := (Cookie{Round: 1, Category: CategoryNodeRouteNDP}).Uint64(); got != 0x1030000000000 {
+		t.Errorf("NDP responder cookie of round 1 = %#x, want 0x1030000000000", got)
+	}
+	if CategoryNodeRouteNDP.String() != "NodeRouteNDP" || Category(7).String() != "Category(0x7)" {
+		t.Errorf("category names: %s %s", CategoryNodeRouteNDP, Category(7))
+	}
 	c := Cookie{Round: 0xbeef, Category: CategoryNodeRoute, Object: 0x12_3456_789a}
 	if got := DecodeCookie(c.Uint64()); got != c {
 		t.Errorf("DecodeCookie(Encode(%+v)) = %+v", c, got)

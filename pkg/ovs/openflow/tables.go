@@ -10,10 +10,13 @@ import (
 var tableNames = map[uint8]string{
 	ClassifierTable:   "Classifier",
 	ArpResponderTable: "ArpResponder",
+	NdpResponderTable: "NdpResponder",
+	NdpTllTable:       "NdpResponderTll",
 }
 
 // TableName returns the name of one of the pipeline's tables ("Classifier"
-// for 0, "ArpResponder" for 20), or "" for a table the agent does not use.
+// for 0, "ArpResponder" for 20, "NdpResponder" for 21, "NdpResponderTll"
+// for 22), or "" for a table the agent does not use.
 func TableName(id uint8) string { return tableNames[id] }
 
 // TableByName returns the ID of the pipeline table with the given name,
