@@ -14,8 +14,10 @@
 #   overwrites a route it does not own). The agent's pods use hostNetwork
 #   and tolerate every taint, so they run although nodes stay NotReady
 #   without a CNI; nothing else in the suite needs pod networking.
-# - kind nodes usually lack the openvswitch kernel module, so the bridge
-#   uses the userspace datapath (ovsDatapathType: netdev in the ConfigMap).
+# - the manifests are deploy/overlays/kind-e2e (checked by test/deploy):
+#   the userspace datapath of deploy/overlays/netdev (kind nodes usually lack
+#   the openvswitch kernel module; /dev/net/tun is mounted for it), the image
+#   built here, and NET_RAW for the agent container, where the suite pings.
 #
 # Usage: hack/kind-e2e.sh [--keep]   (needs docker, kind, kubectl, go)
 set -euo pipefail
@@ -48,8 +50,8 @@ docker build -t "$IMAGE" --build-arg VERSION="$(git describe --tags --always --d
   --build-arg COMMIT="$(git rev-parse --short HEAD)" .
 kind load docker-image "$IMAGE" --name "$CLUSTER"
 
-sed -e "s#noderoute/noderoute:latest#$IMAGE#" -e 's#ovsDatapathType: system#ovsDatapathType: netdev#' \
-  deploy/noderoute-agent.yaml | kubectl --context "kind-$CLUSTER" apply -f -
+# The overlay sets the image to $IMAGE.
+kubectl --context "kind-$CLUSTER" apply -k deploy/overlays/kind-e2e
 kubectl --context "kind-$CLUSTER" -n kube-system rollout status ds/noderoute-agent --timeout=5m
 
 KIND_CLUSTER_NAME=$CLUSTER go test -count=1 -tags e2e -timeout 30m ./test/e2e/ -args -provider=kind
