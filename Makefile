@@ -42,8 +42,11 @@ check-fmt:
 vet:
 	$(GO) vet ./...
 
+# test/deploy runs once, verbosely, in test-deploy, so that the CI log shows
+# the server-side dry runs.
 test: check-fmt vet build
-	$(GO) test $(TEST_FLAGS) ./...
+	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v /test/deploy)
+	$(MAKE) test-deploy
 	$(MAKE) test-e2e
 
 # End-to-end: a local cluster (hack/local-cluster.sh, cluster name nrt-e2e)
@@ -89,3 +92,15 @@ demo:
 
 cluster-down:
 	hack/local-cluster.sh down
+
+# Deployment (deploy/, build/start-ovs.sh, hack/kind-e2e.sh): shell syntax,
+# then test/deploy verbosely, so that the log shows the server-side dry runs:
+# manifests and kustomize renderings checked offline, `kubectl apply
+# --dry-run=server` of every variant and the ServiceAccount's RBAC against a
+# real kube-apiserver, and the DaemonSet's pod run without a container
+# runtime (root and `make k8s-binaries`; skipped otherwise).
+.PHONY: test-deploy
+
+test-deploy:
+	@for f in build/start-ovs.sh hack/kind-e2e.sh; do bash -n $$f || exit 1; done
+	$(GO) test -count=1 -v ./test/deploy/
