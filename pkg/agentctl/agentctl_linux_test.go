@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,50 +15,21 @@ import (
 	"time"
 
 	"github.com/prometheus/common/expfmt"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/noderoute/noderoute/pkg/agent/apiserver"
 	"github.com/noderoute/noderoute/pkg/agent/metrics"
 	"github.com/noderoute/noderoute/pkg/agent/noderoute"
 	"github.com/noderoute/noderoute/pkg/agentctl"
-	"github.com/noderoute/noderoute/pkg/ovs/openflow"
-	"github.com/noderoute/noderoute/pkg/ovs/ovsconfig"
 	"github.com/noderoute/noderoute/pkg/ovs/ovstest"
-	"github.com/noderoute/noderoute/pkg/route"
+	"github.com/noderoute/noderoute/test/framework/nodesim"
 )
-
-const (
-	bridgeName = "br-int"
-	gwIface    = "antrea-gw0"
-)
-
-func mkNode(name string, cidrs ...string) runtime.Object {
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: cidrs}}
-}
-
-func seedNodes() []runtime.Object {
-	return []runtime.Object{mkNode("master", "10.222.0.0/24"), mkNode("worker1", "10.222.1.0/24"), mkNode("worker2", "10.222.2.0/24")}
-}
-
-// dualStackNodes are the seed's Nodes with an IPv6 pod CIDR each.
-func dualStackNodes() []runtime.Object {
-	return []runtime.Object{
-		mkNode("master", "10.222.0.0/24", "fd00:10:222::/64"),
-		mkNode("worker1", "10.222.1.0/24", "fd00:10:222:1::/64"),
-		mkNode("worker2", "10.222.2.0/24", "fd00:10:222:2::/64"),
-	}
-}
 
 // node is worker1 of the seed cluster as the agent sets it up (see
-// agent.Run): a bridge and routes in a throwaway netns, the controller over
-// a fake API server, the local API on a temporary socket and the metrics
-// on a free port.
+// agent.Run and nodesim): a bridge and routes in a throwaway netns, the
+// controller over a fake API server, the local API on a temporary socket and
+// the metrics on a free port.
 type node struct {
 	ovs     *ovstest.Instance
 	ctrl    *noderoute.Controller
@@ -70,108 +40,40 @@ type node struct {
 
 func setUp(t *testing.T) *node {
 	t.Helper()
-	return setUpWith(t, seedNodes(), "10.222.1.1/24")
+	return setUpWith(t, nodesim.SeedNodes())
 }
 
-// setUpWith is setUp for other Nodes; gateways are worker1's gateway
-// addresses (what agent.Run derives from its pod CIDRs).
-func setUpWith(t *testing.T, nodes []runtime.Object, gateways ...string) *node {
+// setUpWith is setUp for other Nodes (worker1 among them).
+func setUpWith(t *testing.T, nodes []runtime.Object) *node {
 	t.Helper()
-	inst := ovstest.Start(t)
-	ns, err := netns.GetFromPath(inst.NetNSPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	handle, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(handle.Close)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	ovsdb, err := ovsconfig.New(ctx, inst.DBSock())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ovsdb.Close()
-	if err := ovsdb.EnsureBridge(ctx, ovsconfig.BridgeConfig{Name: bridgeName, DatapathType: ovsconfig.DatapathNetdev, GatewayPort: gwIface}); err != nil {
-		t.Fatal(err)
-	}
-	round, err := ovsdb.NextFlowRound(ctx, bridgeName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mac, _ := net.ParseMAC("aa:bb:cc:dd:ee:ff")
-	flows := openflow.NewOFClient(bridgeName, inst.MgmtSock(bridgeName), mac)
-	if err := flows.Initialize(round); err != nil {
-		t.Fatal(err)
-	}
-	var gws []*net.IPNet
-	for _, g := range gateways {
-		gw, err := netlink.ParseIPNet(g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gws = append(gws, gw)
-	}
-	if err := route.ConfigureGateway(handle, gwIface, gws, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	factory := informers.NewSharedInformerFactory(fake.NewSimpleClientset(nodes...), 0)
+	host := nodesim.NewHost(t)
 	// A long resync period, so that routes deleted by hand stay deleted
 	// until check has seen it.
-	ctrl, err := noderoute.NewController("worker1", factory.Core().V1().Nodes(), flows, route.NewClient(handle, gwIface), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	agent := host.NewAgent(t, fake.NewSimpleClientset(nodes...), time.Hour)
 
 	m := metrics.New()
 	msrv, err := m.Serve("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctrl.SetObserver(m)
-	m.SetSources(metrics.Sources{Stats: ctrl.Stats, OVSConnected: flows.Connected, FullSyncDone: ctrl.FullSyncDone()})
+	agent.Ctrl.SetObserver(m)
+	m.SetSources(metrics.Sources{Stats: agent.Ctrl.Stats, OVSConnected: agent.Flows.Connected, FullSyncDone: agent.Ctrl.FullSyncDone()})
 
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	local := &apiserver.Agent{
-		NodeName: "worker1", Version: "test", Bridge: bridgeName, OVSRunDir: inst.RunDir,
-		GatewayInterface: gwIface, VirtualMAC: mac.String(), FlowRound: round,
-		OVSConnected: flows.Connected, Controller: ctrl,
+		NodeName: nodesim.LocalNode, Version: "test", Bridge: nodesim.Bridge, OVSRunDir: host.OVS.RunDir,
+		GatewayInterface: nodesim.GatewayInterface, VirtualMAC: nodesim.VirtualMAC.String(), FlowRound: agent.Round,
+		OVSConnected: agent.Flows.Connected, Controller: agent.Ctrl,
 	}
 	api, err := apiserver.Serve(sock, local.State)
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	done := make(chan struct{})
-	n := &node{ovs: inst, ctrl: ctrl, socket: sock, metrics: "http://" + msrv.Addr().String()}
-	n.run = func() {
-		factory.Start(ctx.Done())
-		go func() {
-			defer close(done)
-			if err := ctrl.Run(ctx); err != nil {
-				t.Errorf("controller: %v", err)
-			}
-		}()
-		select {
-		case <-ctrl.FullSyncDone():
-		case <-time.After(30 * time.Second):
-			t.Fatal("first full sync not done after 30s")
-		}
-	}
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-		}
 		api.Close()
 		msrv.Close()
-		flows.Disconnect()
 	})
-	return n
+	return &node{ovs: host.OVS, ctrl: agent.Ctrl, socket: sock, metrics: "http://" + msrv.Addr().String(), run: func() { agent.Run(t) }}
 }
 
 // agentctl runs agentctl in-process against the node: its API socket, and
@@ -292,11 +194,11 @@ func TestAgentctlAgainstRealBridge(t *testing.T) {
 	if out, err := n.ovs.Exec("ip", "route", "del", "10.222.2.0/24"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if out, err := n.ovs.Ofctl("del-flows", bridgeName, "table=20,arp,arp_tpa=10.222.0.1,arp_op=1"); err != nil {
+	if out, err := n.ovs.Ofctl("del-flows", nodesim.Bridge, "table=20,arp,arp_tpa=10.222.0.1,arp_op=1"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
 	// The non-strict delete took only master's responder.
-	if out, _ := n.ovs.Ofctl("dump-flows", bridgeName, "table=20", "--no-stats"); strings.Count(out, "table=20") != 3 {
+	if out, _ := n.ovs.Ofctl("dump-flows", nodesim.Bridge, "table=20", "--no-stats"); strings.Count(out, "table=20") != 3 {
 		t.Fatalf("after del-flows:\n%s", out)
 	}
 	code, out, _ = n.agentctl(t, "check")
@@ -334,7 +236,7 @@ func TestAgentctlAgainstRealBridge(t *testing.T) {
 // maps the NDP responders (table 21) to their Nodes, counts them, and check
 // finds one deleted by hand.
 func TestAgentctlDualStackAgainstRealBridge(t *testing.T) {
-	n := setUpWith(t, dualStackNodes(), "10.222.1.1/24", "fd00:10:222:1::1/64")
+	n := setUpWith(t, nodesim.DualStackNodes())
 	n.run()
 	g := gauges(t, n.metrics+"/metrics")
 	for name, want := range map[string]float64{
@@ -370,7 +272,7 @@ func TestAgentctlDualStackAgainstRealBridge(t *testing.T) {
 	if code != agentctl.ExitOK || !strings.Contains(out, "flows:  13 wanted in tables 0, 20, 21 and 22, 13 on the bridge") {
 		t.Fatalf("check on a clean dual-stack node: exit %d\n%s", code, out)
 	}
-	if out, err := n.ovs.Ofctl("del-flows", bridgeName, "table=21,icmp6,icmp_type=135,nd_target=fd00:10:222::1"); err != nil {
+	if out, err := n.ovs.Ofctl("del-flows", nodesim.Bridge, "table=21,icmp6,icmp_type=135,nd_target=fd00:10:222::1"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
 	if out, err := n.ovs.Exec("ip", "-6", "route", "del", "fd00:10:222:2::/64"); err != nil {

@@ -8,139 +8,21 @@ package integration
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/noderoute/noderoute/pkg/agent/noderoute"
-	"github.com/noderoute/noderoute/pkg/ovs/openflow"
-	"github.com/noderoute/noderoute/pkg/ovs/ovsconfig"
-	"github.com/noderoute/noderoute/pkg/ovs/ovstest"
-	"github.com/noderoute/noderoute/pkg/route"
+	"github.com/noderoute/noderoute/test/framework/nodesim"
 )
-
-const (
-	bridgeName = "br-int"
-	gwIface    = "antrea-gw0"
-)
-
-var virtualMAC, _ = net.ParseMAC("aa:bb:cc:dd:ee:ff")
-
-func mkNode(name string, cidrs ...string) runtime.Object {
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: cidrs}}
-}
-
-func seedNodes() []runtime.Object {
-	return []runtime.Object{mkNode("master", "10.222.0.0/24"), mkNode("worker1", "10.222.1.0/24"), mkNode("worker2", "10.222.2.0/24")}
-}
-
-// dualStackNodes are the seed's Nodes with an IPv6 pod CIDR each, IPv4
-// first as Kubernetes lists them in a dual-stack cluster whose primary
-// family is IPv4.
-func dualStackNodes() []runtime.Object {
-	return []runtime.Object{
-		mkNode("master", "10.222.0.0/24", "fd00:10:222::/64"),
-		mkNode("worker1", "10.222.1.0/24", "fd00:10:222:1::/64"),
-		mkNode("worker2", "10.222.2.0/24", "fd00:10:222:2::/64"),
-	}
-}
-
-// node is one simulated node: an OVS instance in its own netns, and a
-// netlink handle into that netns.
-type node struct {
-	ovs    *ovstest.Instance
-	handle *netlink.Handle
-}
-
-func newNode(t *testing.T) *node {
-	t.Helper()
-	inst := ovstest.Start(t)
-	ns, err := netns.GetFromPath(inst.NetNSPath())
-	if err != nil {
-		t.Fatalf("open netns %s: %v", inst.NetNS, err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	handle, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatalf("netlink handle in %s: %v", inst.NetNS, err)
-	}
-	t.Cleanup(handle.Close)
-	return &node{ovs: inst, handle: handle}
-}
-
-// agent is one incarnation of the agent on a node, as agent.Run wires it.
-type agent struct {
-	flows  *openflow.OFClient
-	ctrl   *noderoute.Controller
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// startAgent does what noderoute-agent does at start for worker1, with the
-// node's netlink handle instead of the process's namespace: worker1's
-// gateway addresses are computed from its Node as agent.Run does.
-func startAgent(t *testing.T, n *node, client kubernetes.Interface) *agent {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ovsdb, err := ovsconfig.New(ctx, n.ovs.DBSock())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ovsdb.Close()
-	if err := ovsdb.EnsureBridge(ctx, ovsconfig.BridgeConfig{Name: bridgeName, DatapathType: ovsconfig.DatapathNetdev, GatewayPort: gwIface}); err != nil {
-		t.Fatal(err)
-	}
-	round, err := ovsdb.NextFlowRound(ctx, bridgeName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	flows := openflow.NewOFClient(bridgeName, n.ovs.MgmtSock(bridgeName), virtualMAC)
-	if err := flows.Initialize(round); err != nil {
-		t.Fatal(err)
-	}
-	self, err := client.CoreV1().Nodes().Get(ctx, "worker1", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := route.ConfigureGateway(n.handle, gwIface, noderoute.GatewayAddresses(self), 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	factory := informers.NewSharedInformerFactory(client, 0)
-	ctrl, err := noderoute.NewController("worker1", factory.Core().V1().Nodes(), flows, route.NewClient(n.handle, gwIface), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	factory.Start(ctx.Done())
-	a := &agent{flows: flows, ctrl: ctrl, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(a.done)
-		if err := ctrl.Run(ctx); err != nil {
-			t.Errorf("controller: %v", err)
-		}
-	}()
-	t.Cleanup(a.stop)
-	select {
-	case <-ctrl.FullSyncDone():
-	case <-time.After(30 * time.Second):
-		t.Fatal("first full sync not done after 30s")
-	}
-	return a
-}
 
 // routesOf lists every route of the node (both families) as "dst via gw".
-func routesOf(n *node) (string, error) {
-	routes, err := n.handle.RouteList(nil, netlink.FAMILY_ALL)
+func routesOf(n *nodesim.Host) (string, error) {
+	routes, err := n.Handle.RouteList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return "", err
 	}
@@ -151,12 +33,6 @@ func routesOf(n *node) (string, error) {
 		}
 	}
 	return b.String(), nil
-}
-
-func (a *agent) stop() {
-	a.cancel()
-	<-a.done
-	a.flows.Disconnect()
 }
 
 func lines(s string) []string {
@@ -190,25 +66,25 @@ func must(t *testing.T) func(string, error) string {
 }
 
 func TestAgentProgramsSeedClusterOnWorker1(t *testing.T) {
-	n := newNode(t)
-	client := fake.NewSimpleClientset(seedNodes()...)
-	startAgent(t, n, client)
+	n := nodesim.NewHost(t)
+	client := fake.NewSimpleClientset(nodesim.SeedNodes()...)
+	n.StartAgent(t, client, time.Minute)
 
 	// Table 20 is the seed's, byte for byte.
-	got := lines(must(t)(n.ovs.Ofctl("dump-flows", bridgeName, "table=20", "--no-stats")))
+	got := lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=20", "--no-stats")))
 	if strings.Join(got, "\n") != strings.Join(seedTable20(t), "\n") {
 		t.Fatalf("table 20:\n%s\nwant the seed's:\n%s", strings.Join(got, "\n"), strings.Join(seedTable20(t), "\n"))
 	}
 
 	// The routes are the seed's, tagged with our protocol.
-	routes := lines(must(t)(n.ovs.Exec("ip", "route", "show", "dev", gwIface)))
+	routes := lines(must(t)(n.OVS.Exec("ip", "route", "show", "dev", nodesim.GatewayInterface)))
 	want := []string{
 		"10.222.0.0/24 via 10.222.0.1 proto 94 onlink",
 		"10.222.1.0/24 proto kernel scope link src 10.222.1.1",
 		"10.222.2.0/24 via 10.222.2.1 proto 94 onlink",
 	}
 	if strings.Join(routes, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("ip route show dev %s:\n%s\nwant:\n%s", gwIface, strings.Join(routes, "\n"), strings.Join(want, "\n"))
+		t.Fatalf("ip route show dev %s:\n%s\nwant:\n%s", nodesim.GatewayInterface, strings.Join(routes, "\n"), strings.Join(want, "\n"))
 	}
 
 	// The kernel's ARP for each remote gateway, sent into antrea-gw0,
@@ -217,8 +93,8 @@ func TestAgentProgramsSeedClusterOnWorker1(t *testing.T) {
 	// nobody to answer it.
 	for _, gw := range []string{"10.222.0.1", "10.222.2.1"} {
 		remotePod := strings.TrimSuffix(gw, "1") + "5"
-		_, _ = n.ovs.Exec("ping", "-c", "1", "-W", "1", remotePod)
-		neigh := must(t)(n.ovs.Exec("ip", "neigh", "show", gw, "dev", gwIface))
+		_, _ = n.OVS.Exec("ping", "-c", "1", "-W", "1", remotePod)
+		neigh := must(t)(n.OVS.Exec("ip", "neigh", "show", gw, "dev", nodesim.GatewayInterface))
 		if !strings.Contains(neigh, "lladdr aa:bb:cc:dd:ee:ff") {
 			t.Fatalf("ARP for %s not answered with the virtual MAC: ip neigh shows %q", gw, neigh)
 		}
@@ -232,9 +108,9 @@ func TestAgentProgramsSeedClusterOnWorker1(t *testing.T) {
 // of its routes, and afterwards master's flows (old round) and routes are
 // gone.
 func TestAgentRestartHasNoGap(t *testing.T) {
-	n := newNode(t)
-	client := fake.NewSimpleClientset(dualStackNodes()...)
-	first := startAgent(t, n, client)
+	n := nodesim.NewHost(t)
+	client := fake.NewSimpleClientset(nodesim.DualStackNodes()...)
+	first := n.StartAgent(t, client, time.Minute)
 
 	type sample struct{ flows, routes string }
 	stop := make(chan struct{})
@@ -247,7 +123,7 @@ func TestAgentRestartHasNoGap(t *testing.T) {
 				return
 			default:
 			}
-			f, err1 := n.ovs.Ofctl("dump-flows", bridgeName, "--no-stats")
+			f, err1 := n.OVS.Ofctl("dump-flows", nodesim.Bridge, "--no-stats")
 			// Routes through the netlink handle: no process to
 			// start, so more samples.
 			r, err2 := routesOf(n)
@@ -258,11 +134,11 @@ func TestAgentRestartHasNoGap(t *testing.T) {
 	}()
 	<-samples // the sampler runs before the restart begins
 
-	first.stop()
+	first.Stop()
 	if err := client.CoreV1().Nodes().Delete(context.Background(), "master", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	startAgent(t, n, client)
+	n.StartAgent(t, client, time.Minute)
 	close(stop)
 
 	count := 0
@@ -281,7 +157,7 @@ func TestAgentRestartHasNoGap(t *testing.T) {
 	}
 	t.Logf("%d samples during the restart; none lacked worker2's flows or routes", count)
 
-	flows := must(t)(n.ovs.Ofctl("dump-flows", bridgeName, "--no-stats"))
+	flows := must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "--no-stats"))
 	for _, l := range lines(flows) {
 		if !strings.HasPrefix(l, "cookie=0x2") {
 			t.Errorf("flow not of round 2 after the restart: %s", l)
@@ -290,10 +166,10 @@ func TestAgentRestartHasNoGap(t *testing.T) {
 	if strings.Contains(flows, "10.222.0.1") || strings.Contains(flows, "fd00:10:222::1 ") {
 		t.Errorf("deleted master's flows survived the restart:\n%s", flows)
 	}
-	if routes := must(t)(n.ovs.Exec("ip", "route")); strings.Contains(routes, "10.222.0.0/24") {
+	if routes := must(t)(n.OVS.Exec("ip", "route")); strings.Contains(routes, "10.222.0.0/24") {
 		t.Errorf("deleted master's route survived the restart:\n%s", routes)
 	}
-	if routes := must(t)(n.ovs.Exec("ip", "-6", "route")); strings.Contains(routes, "fd00:10:222::/64") {
+	if routes := must(t)(n.OVS.Exec("ip", "-6", "route")); strings.Contains(routes, "fd00:10:222::/64") {
 		t.Errorf("deleted master's IPv6 route survived the restart:\n%s", routes)
 	}
 }
@@ -311,7 +187,7 @@ func ndpTables(t *testing.T) []string {
 // pod IP behind it, which nobody answers, makes it ARP or solicit the
 // route's gateway) and checks that OVS answered with the virtual MAC. It
 // returns the neighbour lines.
-func resolveGateways(t *testing.T, n *node, gateways ...string) []string {
+func resolveGateways(t *testing.T, n *nodesim.Host, gateways ...string) []string {
 	t.Helper()
 	var neighs []string
 	for _, gw := range gateways {
@@ -320,8 +196,8 @@ func resolveGateways(t *testing.T, n *node, gateways ...string) []string {
 			family = "-6"
 		}
 		remotePod := strings.TrimSuffix(gw, "1") + "5"
-		_, _ = n.ovs.Exec("ping", family, "-c", "1", "-W", "1", remotePod)
-		neigh := strings.TrimSpace(must(t)(n.ovs.Exec("ip", family, "neigh", "show", gw, "dev", gwIface)))
+		_, _ = n.OVS.Exec("ping", family, "-c", "1", "-W", "1", remotePod)
+		neigh := strings.TrimSpace(must(t)(n.OVS.Exec("ip", family, "neigh", "show", gw, "dev", nodesim.GatewayInterface)))
 		if !strings.Contains(neigh, "lladdr aa:bb:cc:dd:ee:ff") || !strings.Contains(neigh, "REACHABLE") {
 			t.Fatalf("neighbour discovery for %s not answered with the virtual MAC: ip %s neigh shows %q", gw, family, neigh)
 		}
@@ -336,24 +212,24 @@ func resolveGateways(t *testing.T, n *node, gateways ...string) []string {
 // Neighbor Solicitation for each remote IPv6 gateway (with table 22's
 // help), and both route families are in place.
 func TestAgentProgramsDualStackCluster(t *testing.T) {
-	n := newNode(t)
-	client := fake.NewSimpleClientset(dualStackNodes()...)
-	startAgent(t, n, client)
+	n := nodesim.NewHost(t)
+	client := fake.NewSimpleClientset(nodesim.DualStackNodes()...)
+	n.StartAgent(t, client, time.Minute)
 
-	got := lines(must(t)(n.ovs.Ofctl("dump-flows", bridgeName, "table=20", "--no-stats")))
+	got := lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=20", "--no-stats")))
 	if strings.Join(got, "\n") != strings.Join(seedTable20(t), "\n") {
 		t.Fatalf("table 20:\n%s\nwant the seed's:\n%s", strings.Join(got, "\n"), strings.Join(seedTable20(t), "\n"))
 	}
-	got = lines(must(t)(n.ovs.Ofctl("dump-flows", bridgeName, "table=21", "--no-stats")))
-	got = append(got, lines(must(t)(n.ovs.Ofctl("dump-flows", bridgeName, "table=22", "--no-stats")))...)
+	got = lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=21", "--no-stats")))
+	got = append(got, lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=22", "--no-stats")))...)
 	if strings.Join(got, "\n") != strings.Join(ndpTables(t), "\n") {
 		t.Fatalf("tables 21 and 22:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(ndpTables(t), "\n"))
 	}
-	for _, l := range lines(must(t)(n.ovs.Ofctl("dump-flows", bridgeName, "--no-stats"))) {
+	for _, l := range lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "--no-stats"))) {
 		t.Logf("flow: %s", l)
 	}
 
-	routes := lines(must(t)(n.ovs.Exec("ip", "-6", "route", "show", "dev", gwIface)))
+	routes := lines(must(t)(n.OVS.Exec("ip", "-6", "route", "show", "dev", nodesim.GatewayInterface)))
 	want := []string{
 		"fd00:10:222::/64 via fd00:10:222::1 proto 94 metric 1024 onlink pref medium",
 		"fd00:10:222:1::/64 proto kernel metric 256 pref medium",
@@ -361,23 +237,23 @@ func TestAgentProgramsDualStackCluster(t *testing.T) {
 		"fe80::/64 proto kernel metric 256 pref medium",
 	}
 	if strings.Join(routes, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("ip -6 route show dev %s:\n%s\nwant:\n%s", gwIface, strings.Join(routes, "\n"), strings.Join(want, "\n"))
+		t.Fatalf("ip -6 route show dev %s:\n%s\nwant:\n%s", nodesim.GatewayInterface, strings.Join(routes, "\n"), strings.Join(want, "\n"))
 	}
-	routes4 := lines(must(t)(n.ovs.Exec("ip", "route", "show", "dev", gwIface)))
+	routes4 := lines(must(t)(n.OVS.Exec("ip", "route", "show", "dev", nodesim.GatewayInterface)))
 	if len(routes4) != 3 {
-		t.Fatalf("ip route show dev %s:\n%s", gwIface, strings.Join(routes4, "\n"))
+		t.Fatalf("ip route show dev %s:\n%s", nodesim.GatewayInterface, strings.Join(routes4, "\n"))
 	}
 	// The gateway interface has this node's IPv6 gateway, usable at once
 	// (no duplicate address detection).
-	addrs := must(t)(n.ovs.Exec("ip", "-6", "addr", "show", "dev", gwIface, "scope", "global"))
+	addrs := must(t)(n.OVS.Exec("ip", "-6", "addr", "show", "dev", nodesim.GatewayInterface, "scope", "global"))
 	if !strings.Contains(addrs, "inet6 fd00:10:222:1::1/64 scope global nodad") || strings.Contains(addrs, "tentative") {
-		t.Fatalf("IPv6 gateway address of %s:\n%s", gwIface, addrs)
+		t.Fatalf("IPv6 gateway address of %s:\n%s", nodesim.GatewayInterface, addrs)
 	}
 
 	resolveGateways(t, n, "10.222.0.1", "10.222.2.1", "fd00:10:222::1", "fd00:10:222:2::1")
 
 	// The advertisement went through both NDP tables once per gateway.
-	flows := must(t)(n.ovs.Ofctl("dump-flows", bridgeName, "table=22"))
+	flows := must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=22"))
 	if !strings.Contains(flows, "n_packets=2,") {
 		t.Errorf("table 22 did not see two advertisements:\n%s", flows)
 	}
@@ -386,15 +262,15 @@ func TestAgentProgramsDualStackCluster(t *testing.T) {
 // TestAgentProgramsSingleStackIPv6Cluster: no IPv4 at all. No ARP
 // responder, one NDP responder per remote Node, answered as above.
 func TestAgentProgramsSingleStackIPv6Cluster(t *testing.T) {
-	n := newNode(t)
+	n := nodesim.NewHost(t)
 	client := fake.NewSimpleClientset(
-		mkNode("master", "fd00:10:222::/64"), mkNode("worker1", "fd00:10:222:1::/64"), mkNode("worker2", "fd00:10:222:2::/64"))
-	startAgent(t, n, client)
-	table20 := lines(must(t)(n.ovs.Ofctl("dump-flows", bridgeName, "table=20", "--no-stats")))
+		nodesim.Node("master", "fd00:10:222::/64"), nodesim.Node("worker1", "fd00:10:222:1::/64"), nodesim.Node("worker2", "fd00:10:222:2::/64"))
+	n.StartAgent(t, client, time.Minute)
+	table20 := lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=20", "--no-stats")))
 	if strings.Join(table20, "\n") != strings.Join(seedTable20(t)[2:], "\n") {
 		t.Fatalf("table 20 of an IPv6 cluster:\n%s", strings.Join(table20, "\n"))
 	}
-	if routes := must(t)(n.ovs.Exec("ip", "-4", "route", "show", "proto", "94")); routes != "" {
+	if routes := must(t)(n.OVS.Exec("ip", "-4", "route", "show", "proto", "94")); routes != "" {
 		t.Fatalf("IPv4 routes in an IPv6 cluster: %s", routes)
 	}
 	resolveGateways(t, n, "fd00:10:222::1", "fd00:10:222:2::1")

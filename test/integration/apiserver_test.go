@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/noderoute/noderoute/test/framework/localapi"
+
+	"github.com/noderoute/noderoute/test/framework/nodesim"
 )
 
 // TestAgentAgainstRealAPIServer runs worker1's agent against a real etcd +
@@ -22,10 +24,10 @@ import (
 // and follows a Node added and one deleted.
 func TestAgentAgainstRealAPIServer(t *testing.T) {
 	api := localapi.Start(t, localapi.Options{})
-	n := newNode(t)
+	n := nodesim.NewHost(t)
 
 	ctx := context.Background()
-	for _, obj := range seedNodes() {
+	for _, obj := range nodesim.SeedNodes() {
 		if _, err := api.AdminClient.CoreV1().Nodes().Create(ctx, obj.(*corev1.Node), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -37,11 +39,11 @@ func TestAgentAgainstRealAPIServer(t *testing.T) {
 	reader := kubernetes.NewForConfigOrDie(restCfg)
 
 	start := time.Now()
-	startAgent(t, n, reader)
+	n.StartAgent(t, reader, time.Minute)
 	t.Logf("agent start to first full sync against the real API server: %s", time.Since(start).Round(time.Millisecond))
 
 	table20 := func() string {
-		return strings.Join(lines(must(t)(n.ovs.Ofctl("dump-flows", bridgeName, "table=20", "--no-stats"))), "\n")
+		return strings.Join(lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=20", "--no-stats"))), "\n")
 	}
 	if got, want := table20(), strings.Join(seedTable20(t), "\n"); got != want {
 		t.Fatalf("table 20:\n%s\nwant the seed's:\n%s", got, want)
@@ -63,14 +65,14 @@ func TestAgentAgainstRealAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("Node worker3 added", func() bool {
-		routes, _ := n.ovs.Exec("ip", "route", "show", "10.222.3.0/24")
+		routes, _ := n.OVS.Exec("ip", "route", "show", "10.222.3.0/24")
 		return strings.Contains(table20(), "arp_tpa=10.222.3.1,") && strings.Contains(routes, "via 10.222.3.1")
 	})
 	if err := api.AdminClient.CoreV1().Nodes().Delete(ctx, "master", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("Node master deleted", func() bool {
-		routes, _ := n.ovs.Exec("ip", "route", "show", "10.222.0.0/24")
+		routes, _ := n.OVS.Exec("ip", "route", "show", "10.222.0.0/24")
 		return !strings.Contains(table20(), "arp_tpa=10.222.0.1,") && routes == ""
 	})
 }
