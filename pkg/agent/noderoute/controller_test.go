@@ -48,6 +48,12 @@ func seedNodes() []*corev1.Node {
 // and waits for its first full sync.
 func start(t *testing.T, nodes []*corev1.Node, kernel ...route.Route) *testEnv {
 	t.Helper()
+	return startWith(t, nodes, nil, kernel...)
+}
+
+// startWith is start with an observer (nil for none) installed before Run.
+func startWith(t *testing.T, nodes []*corev1.Node, obs Observer, kernel ...route.Route) *testEnv {
+	t.Helper()
 	var objs []runtime.Object
 	for _, n := range nodes {
 		objs = append(objs, n)
@@ -61,6 +67,9 @@ func start(t *testing.T, nodes []*corev1.Node, kernel ...route.Route) *testEnv {
 	ctrl, err := NewController(localNode, factory.Core().V1().Nodes(), env.flows, env.routes, time.Hour)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if obs != nil {
+		ctrl.SetObserver(obs)
 	}
 	env.ctrl = ctrl
 	ctx, cancel := context.WithCancel(context.Background())

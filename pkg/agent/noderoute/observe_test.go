@@ -1,7 +1,6 @@
 package noderoute
 
 import (
-	"context"
 	"errors"
 	"reflect"
 	"sync"
@@ -10,12 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/fake"
-
-	"github.com/noderoute/noderoute/pkg/ovs/openflow"
-	"github.com/noderoute/noderoute/pkg/route"
 )
 
 type syncRecord struct {
@@ -45,42 +38,9 @@ func (r *recorder) has(want syncRecord) bool {
 	return false
 }
 
-// startObserved is start with an observer installed before Run.
-func startObserved(t *testing.T, nodes []*corev1.Node, obs Observer) *testEnv {
-	t.Helper()
-	var objs []runtime.Object
-	for _, n := range nodes {
-		objs = append(objs, n)
-	}
-	env := &testEnv{client: fake.NewSimpleClientset(objs...), flows: openflow.NewFake(), routes: route.NewFake()}
-	factory := informers.NewSharedInformerFactory(env.client, 0)
-	ctrl, err := NewController(localNode, factory.Core().V1().Nodes(), env.flows, env.routes, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctrl.SetObserver(obs)
-	env.ctrl = ctrl
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
-	factory.Start(ctx.Done())
-	go func() {
-		defer close(done)
-		if err := ctrl.Run(ctx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	select {
-	case <-ctrl.FullSyncDone():
-	case <-time.After(10 * time.Second):
-		t.Fatal("first full sync not done after 10s")
-	}
-	return env
-}
-
 func TestStateAndStatsOfSeedCluster(t *testing.T) {
 	rec := &recorder{}
-	env := startObserved(t, seedNodes(), rec)
+	env := startWith(t, seedNodes(), rec)
 	st := env.ctrl.State()
 	want := State{
 		LocalNode:     "worker1",
@@ -106,7 +66,7 @@ func TestStateAndStatsOfSeedCluster(t *testing.T) {
 
 func TestStateShowsIgnoredCIDRsAndPendingSyncs(t *testing.T) {
 	rec := &recorder{}
-	env := startObserved(t, []*corev1.Node{
+	env := startWith(t, []*corev1.Node{
 		node("worker1", "10.222.1.0/24", "fd00:1::/64"),
 		node("a-first", "10.50.0.0/24"),
 		node("b-later", "10.50.0.0/25", "bogus", "10.60.0.0/24"),
