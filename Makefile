@@ -93,6 +93,15 @@ demo:
 cluster-down:
 	hack/local-cluster.sh down
 
+# Scale benchmark (issue 6; root, real OVS and API server): cold start,
+# floor, incremental latency, restart, memory for N = 1000 and 5000 remote
+# Nodes. BENCH_N="1000 5000" and the other BENCH_* of hack/bench.sh
+# override. See docs/performance.md.
+.PHONY: bench
+
+bench:
+	hack/bench.sh
+
 # Deployment (deploy/, build/start-ovs.sh, hack/kind-e2e.sh): shell syntax,
 # then test/deploy verbosely, so that the log shows the server-side dry runs:
 # manifests and kustomize renderings checked offline, `kubectl apply

@@ -1,0 +1,458 @@
+#!/usr/bin/env bash
+# Copyright The noderoute Authors.
+#
+# Scale benchmark of noderoute-agent (make bench; issue 6). As root, on this
+# machine: a local cluster (hack/local-cluster.sh, name nrt-bench, one real
+# node "master" with its own OVS, userspace datapath, and agent) plus N
+# remote Node objects bench-<i> (pod CIDR 10.(128+i/256).(i%256).0/24), for
+# each N of BENCH_N, measures
+#
+#   cold start   agent start -> all N flows and routes (wiped bridge and
+#                routes), from the agent's own log lines
+#   floor        ovs-ofctl --bundle add-flows of the agent's own table 20
+#                into a fresh bridge + ip -batch of its own routes into a
+#                fresh namespace: what this machine needs at the least
+#   incremental  BENCH_INCR Nodes added, then deleted, one at a time:
+#                client-go call returned -> flow and route present/absent
+#   restart      hack/local-cluster.sh restart-agent with N installed ->
+#                converged, and whether a route or flow was ever missing
+#   memory/CPU   the agent's VmHWM and utime+stime
+#
+# and prints one table per N (also in _output/bench/<date>/table.txt, raw
+# values in results-<N>.txt). The cluster is removed at the end, also on
+# failure. See docs/performance.md.
+#
+# Environment:
+#   BENCH_N="1000 5000"  Node counts
+#   BENCH_INCR=200       Nodes added and deleted one at a time
+#   BENCH_REPS=3         cold starts (each with its floor) and restarts per N
+#   BENCH_WORKERS=16     concurrent Creates when making the N Nodes
+#   BENCH_GAP=20ms       pause between two incremental operations
+#   BENCH_PROFILE=0      1: perf record (cpu-clock) of the agent and
+#                        ovs-vswitchd during the first cold start of each N
+#   BENCH_KEEP=0         1: leave the cluster up at the end (for inspection)
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${REPO_ROOT}"
+
+BENCH_N="${BENCH_N:-1000 5000}"
+BENCH_INCR="${BENCH_INCR:-200}"
+BENCH_REPS="${BENCH_REPS:-3}"
+BENCH_WORKERS="${BENCH_WORKERS:-16}"
+BENCH_GAP="${BENCH_GAP:-20ms}"
+BENCH_PROFILE="${BENCH_PROFILE:-0}"
+BENCH_KEEP="${BENCH_KEEP:-0}"
+SYNC_TIMEOUT="${BENCH_SYNC_TIMEOUT:-900}"
+
+NAME=nrt-bench
+NODE=master
+LC=("${REPO_ROOT}/hack/local-cluster.sh" --name "${NAME}")
+CLUSTER_DIR="${REPO_ROOT}/_output/clusters/${NAME}"
+NODE_NS="${NAME}-${NODE}"
+NODE_NS_PATH="/var/run/netns/${NODE_NS}"
+OVS_DIR="${CLUSTER_DIR}/${NODE}/ovs"
+MGMT="${OVS_DIR}/br-int.mgmt"
+AGENT_LOG="${CLUSTER_DIR}/${NODE}/agent.log"
+AGENT_PID_FILE="${CLUSTER_DIR}/${NODE}/agent.pid"
+KUBECONFIG_ADMIN="${CLUSTER_DIR}/admin.kubeconfig"
+FLOOR_NS="nrbench-floor-$$"
+FLOOR_BR="br-floor"
+
+RUN_DIR="${REPO_ROOT}/_output/bench/$(date -u +%Y%m%dT%H%M%SZ)"
+NRBENCH="${REPO_ROOT}/_output/bench/nrbench"
+TABLE="${RUN_DIR}/table.txt"
+
+# Processes this script starts in the background (sampler, perf): ended by
+# pid in cleanup, never by name.
+BG_PIDS=()
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+cleanup() {
+  local rc=$?
+  set +e
+  local p
+  for p in "${BG_PIDS[@]}"; do
+    # Only if it is still the process we started (pids are reused).
+    grep -qaE 'nrbench|perf' "/proc/${p}/cmdline" 2>/dev/null || continue
+    kill -INT "${p}" 2>/dev/null && sleep 0.5
+    kill -KILL "${p}" 2>/dev/null
+  done
+  ip netns delete "${FLOOR_NS}" 2>/dev/null
+  if [[ -f "${CLUSTER_DIR}/cluster.env" ]]; then
+    in_node ovs-vsctl --timeout=5 --if-exists del-br "${FLOOR_BR}" >/dev/null 2>&1
+  fi
+  if ((BENCH_KEEP)); then
+    log "BENCH_KEEP=1: cluster ${NAME} left up ('hack/local-cluster.sh down --name ${NAME}' removes it)"
+  else
+    log "removing cluster ${NAME}"
+    "${LC[@]}" down >&2 || rc=1
+  fi
+  ((rc == 0)) || log "failed (exit ${rc}); raw results in ${RUN_DIR#"${REPO_ROOT}/"}"
+  exit "${rc}"
+}
+
+in_node() { "${LC[@]}" exec "${NODE}" -- "$@"; }
+now() { date +%s.%N; }
+fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a - b }'; }
+fdiv() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "nan"; else printf "%.6f", a / b }'; }
+# kv FILE KEY: last value of NRBENCH KEY=... in FILE.
+kv() { awk -v k="$2" 'index($0, "NRBENCH " k "=") == 1 { v = substr($0, length("NRBENCH " k "=") + 1) } END { print v }' "$1"; }
+# put FILE KEY VALUE
+put() { printf 'NRBENCH %s=%s\n' "$2" "$3" >>"$1"; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else print a[int((NR + 1) / 2)] }'; }
+agent_pid() { tr -dc '0-9' <"${AGENT_PID_FILE}"; }
+pid_of() { tr -dc '0-9' <"$1"; }
+route_count() { in_node ip -4 route show proto 94 | wc -l; }
+flow_count() { ovs-ofctl --timeout=30 dump-flows "unix:${MGMT}" table=20 --no-stats | grep -c 'priority=200' || true; }
+
+# wait_full_sync FROM_LINE: until a "First full sync done" line follows line
+# FROM_LINE of the agent log; fails when the agent dies or after SYNC_TIMEOUT.
+wait_full_sync() {
+  local from=$1 deadline=$((SECONDS + SYNC_TIMEOUT)) pid
+  until tail -n "+$((from + 1))" "${AGENT_LOG}" | grep -q '"First full sync done"'; do
+    pid="$(agent_pid 2>/dev/null || true)"
+    [[ -n "${pid}" && -e "/proc/${pid}" ]] || die "agent died; tail of its log:
+$(tail -n 20 "${AGENT_LOG}")"
+    ((SECONDS < deadline)) || die "no \"First full sync done\" within ${SYNC_TIMEOUT}s; tail of the agent log:
+$(tail -n 20 "${AGENT_LOG}")"
+    sleep 0.05
+  done
+}
+
+# procstat FILE PREFIX: RSS and CPU of the agent, OVS and the control plane.
+procstat() {
+  local out
+  out="$("${NRBENCH}" procstat \
+    agent="$(agent_pid)" \
+    vswitchd="$(pid_of "${OVS_DIR}/ovs-vswitchd.pid")" \
+    ovsdb="$(pid_of "${OVS_DIR}/ovsdb-server.pid")" \
+    apiserver="$(pid_of "${CLUSTER_DIR}/control-plane/kube-apiserver.pid")" \
+    etcd="$(pid_of "${CLUSTER_DIR}/control-plane/etcd.pid")")"
+  printf '%s\n' "${out//NRBENCH proc_/NRBENCH $2_}" >>"$1"
+}
+
+# cold_start FILE REP: wipe the agent's bridge and routes, start the agent,
+# read its log; then the floor of the same flows and routes.
+cold_start() {
+  local f=$1 rep=$2 n=$3 from t0 perf_pid=""
+  # The running agent keeps running while we wipe, but it cannot put
+  # anything back: its bridge (and with it the OpenFlow socket and
+  # antrea-gw0, and so every route through it) is gone and only a new
+  # agent creates them; restart-agent then stops it before the new one
+  # starts. Checked below: nothing is there just before the restart.
+  in_node ovs-vsctl --timeout=30 del-br br-int
+  in_node ip route flush proto 94
+  [[ "$(in_node ovs-vsctl --timeout=30 list-br | grep -cx br-int || true)" == 0 ]] || die "br-int still there after del-br"
+  [[ "$(route_count)" == 0 ]] || die "routes with proto 94 still there after the flush"
+  from="$(wc -l <"${AGENT_LOG}")"
+  procstat "${f}" "cold${rep}_before"
+  put "${f}" "cold${rep}_load" "$(load)"
+  t0="$(now)"
+  "${LC[@]}" restart-agent "${NODE}" >&2
+  if ((BENCH_PROFILE && rep == 1)) && command -v perf >/dev/null; then
+    perf record -q -e cpu-clock -F 999 -g -o "${RUN_DIR}/perf-${n}.data" \
+      -p "$(agent_pid),$(pid_of "${OVS_DIR}/ovs-vswitchd.pid")" >/dev/null 2>&1 &
+    perf_pid=$!
+    BG_PIDS+=("${perf_pid}")
+  fi
+  wait_full_sync "${from}"
+  put "${f}" "cold${rep}_cmd_to_seen_s" "$(fsub "$(now)" "${t0}")"
+  procstat "${f}" "cold${rep}_after"
+  if [[ -n "${perf_pid}" ]]; then
+    kill -INT "${perf_pid}" 2>/dev/null || true
+    wait "${perf_pid}" 2>/dev/null || true
+    perf report -i "${RUN_DIR}/perf-${n}.data" --stdio --no-children --sort comm,dso,symbol 2>/dev/null |
+      grep -v '^$' | head -n 400 >"${RUN_DIR}/perf-${n}.txt" || true
+    perf report -i "${RUN_DIR}/perf-${n}.data" --stdio --no-children --sort comm,dso -g none 2>/dev/null |
+      grep -v '^#' | grep -v '^$' | head -n 30 >"${RUN_DIR}/perf-${n}-dso.txt" || true
+  fi
+  "${NRBENCH}" logtimes --log "${AGENT_LOG}" --from-line "${from}" --prefix "cold${rep}" >>"${f}"
+  put "${f}" "cold${rep}_flows" "$(flow_count)"
+  put "${f}" "cold${rep}_routes" "$(route_count)"
+
+  # Floor, right after, with the agent's own flows and routes.
+  put "${f}" "floor${rep}_load" "$(load)"
+  ovs-ofctl --timeout=30 dump-flows "unix:${MGMT}" table=20 --no-stats |
+    sed -E 's/^ +//; s/(duration|n_packets|n_bytes|idle_age|hard_age)=[^,]*, ?//g' >"${RUN_DIR}/flows-${n}.txt"
+  in_node ovs-vsctl --timeout=30 add-br "${FLOOR_BR}" -- set bridge "${FLOOR_BR}" datapath_type=netdev \
+    fail_mode=secure protocols=OpenFlow10,OpenFlow13,OpenFlow14
+  local deadline=$((SECONDS + 30))
+  until ovs-ofctl --timeout=5 show "unix:${OVS_DIR}/${FLOOR_BR}.mgmt" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "bridge ${FLOOR_BR} has no OpenFlow socket after 30s"
+    sleep 0.05
+  done
+  t0="$(now)"
+  ovs-ofctl --timeout=120 --bundle add-flows "unix:${OVS_DIR}/${FLOOR_BR}.mgmt" "${RUN_DIR}/flows-${n}.txt"
+  put "${f}" "floor${rep}_flows_s" "$(fsub "$(now)" "${t0}")"
+  put "${f}" "floor${rep}_flow_lines" "$(wc -l <"${RUN_DIR}/flows-${n}.txt")"
+  put "${f}" "floor${rep}_flows_installed" "$(ovs-ofctl --timeout=30 dump-flows "unix:${OVS_DIR}/${FLOOR_BR}.mgmt" --no-stats | grep -c 'table=20' || true)"
+  in_node ovs-vsctl --timeout=30 del-br "${FLOOR_BR}"
+
+  in_node ip -4 route show proto 94 |
+    sed -E 's/ +$//; s/ dev antrea-gw0/ dev gw0/; s/^/route add /; s/$/ proto 94/' >"${RUN_DIR}/routes-${n}.batch"
+  ip netns add "${FLOOR_NS}"
+  ip -n "${FLOOR_NS}" link add gw0 type veth peer name gw0p
+  ip -n "${FLOOR_NS}" link set gw0p up
+  ip -n "${FLOOR_NS}" link set gw0 up
+  # Like antrea-gw0: the node's gateway address (an onlink gateway needs a
+  # main table to exist, which the connected route creates).
+  ip -n "${FLOOR_NS}" addr add 10.222.0.1/24 dev gw0
+  t0="$(now)"
+  ip -n "${FLOOR_NS}" -batch "${RUN_DIR}/routes-${n}.batch"
+  put "${f}" "floor${rep}_routes_s" "$(fsub "$(now)" "${t0}")"
+  put "${f}" "floor${rep}_routes_installed" "$(ip -n "${FLOOR_NS}" -4 route show proto 94 | wc -l)"
+  ip netns delete "${FLOOR_NS}"
+
+  # Not the floor, but what it leaves out: the same routes into the node's
+  # own namespace, where its ovs-vswitchd follows every route change (in
+  # table 100, so they do not clash with the agent's in main). The batch
+  # itself, then until ovs-vswitchd is idle again, and its CPU meanwhile.
+  local vs c0 t1
+  vs="$(pid_of "${OVS_DIR}/ovs-vswitchd.pid")"
+  sed 's/ dev gw0 / dev antrea-gw0 /; s/ proto 94$/ proto 94 table 100/' "${RUN_DIR}/routes-${n}.batch" >"${RUN_DIR}/routes-${n}-t100.batch"
+  settle "${vs}"
+  c0="$(cpu_ticks "${vs}")"
+  t0="$(now)"
+  ip -n "${NODE_NS}" -batch "${RUN_DIR}/routes-${n}-t100.batch"
+  t1="$(now)"
+  settle "${vs}"
+  put "${f}" "floor${rep}_nodens_routes_s" "$(fsub "${t1}" "${t0}")"
+  put "${f}" "floor${rep}_nodens_settled_s" "$(fsub "${SETTLED_AT}" "${t0}")"
+  put "${f}" "floor${rep}_nodens_vswitchd_cpu_s" "$(fdiv "$(($(cpu_ticks "${vs}") - c0))" 100)"
+  ip -n "${NODE_NS}" route flush table 100
+  settle "${vs}"
+}
+
+# cpu_ticks PID: utime+stime in clock ticks (1/100 s).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# settle PID: wait (at most 60 s) until PID used under 10% of a CPU over
+# half a second; SETTLED_AT is when that half second began.
+settle() {
+  local deadline=$((SECONDS + 60)) a b t
+  while :; do
+    t="$(now)"
+    a="$(cpu_ticks "$1")"
+    sleep 0.5
+    b="$(cpu_ticks "$1")"
+    if ((b - a <= 5 || SECONDS >= deadline)); then
+      SETTLED_AT="${t}"
+      return 0
+    fi
+  done
+}
+
+# restart FILE REP N: restart-agent with N installed while nrbench samples.
+restart() {
+  local f=$1 rep=$2 n=$3 from t0 t1 stop ready spid
+  stop="${RUN_DIR}/stop-${n}-${rep}"
+  ready="${RUN_DIR}/ready-${n}-${rep}"
+  ip netns exec "${NODE_NS}" "${NRBENCH}" sample --route-netns "${NODE_NS_PATH}" --ovs-mgmt "${MGMT}" \
+    --start 0 --count "${n}" --stop-file "${stop}" --ready-file "${ready}" \
+    >"${RUN_DIR}/sample-${n}-${rep}.out" 2>"${RUN_DIR}/sample-${n}-${rep}.err" &
+  spid=$!
+  BG_PIDS+=("${spid}")
+  local deadline=$((SECONDS + 60))
+  until [[ -f "${ready}" ]]; do
+    kill -0 "${spid}" 2>/dev/null || die "sampler exited: $(cat "${RUN_DIR}/sample-${n}-${rep}.err")"
+    ((SECONDS < deadline)) || die "sampler not ready after 60s"
+    sleep 0.05
+  done
+  from="$(wc -l <"${AGENT_LOG}")"
+  put "${f}" "restart${rep}_load" "$(load)"
+  t0="$(now)"
+  "${LC[@]}" restart-agent "${NODE}" >&2
+  wait_full_sync "${from}"
+  t1="$(now)"
+  put "${f}" "restart${rep}_cmd_to_seen_s" "$(fsub "${t1}" "${t0}")"
+  # Keep sampling a little past the round swap.
+  sleep 1
+  touch "${stop}"
+  wait "${spid}" || die "sampler failed: $(cat "${RUN_DIR}/sample-${n}-${rep}.err")"
+  sed "s/^NRBENCH /NRBENCH restart${rep}_/" "${RUN_DIR}/sample-${n}-${rep}.out" >>"${f}"
+  "${NRBENCH}" logtimes --log "${AGENT_LOG}" --from-line "${from}" --prefix "restart${rep}" >>"${f}"
+  put "${f}" "restart${rep}_cmd_to_full_sync_s" "$(fsub "$(kv "${f}" "restart${rep}_full_sync_unix")" "${t0}")"
+  procstat "${f}" "restart${rep}_after"
+  put "${f}" "restart${rep}_flows" "$(flow_count)"
+  put "${f}" "restart${rep}_routes" "$(route_count)"
+}
+
+bench_n() {
+  local n=$1 rep
+  local f="${RUN_DIR}/results-${n}.txt"
+  : >"${f}"
+  log "===== N=${n}: cluster ${NAME}"
+  "${LC[@]}" up --nodes 1 --recreate >&2
+  put "${f}" agent_version "$(grep -o 'version="[^"]*"' "${AGENT_LOG}" | tail -n1 | cut -d'"' -f2)"
+
+  log "N=${n}: creating ${n} Nodes (${BENCH_WORKERS} workers); the running agent follows them"
+  put "${f}" create_load "$(load)"
+  ip netns exec "${NODE_NS}" "${NRBENCH}" create --kubeconfig "${KUBECONFIG_ADMIN}" --start 0 --count "${n}" \
+    --workers "${BENCH_WORKERS}" --route-netns "${NODE_NS_PATH}" >>"${f}"
+  [[ "$(flow_count)" == "${n}" ]] || die "after create: $(flow_count) ARP responder flows, want ${n}"
+
+  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+    log "N=${n}: cold start ${rep}/${BENCH_REPS} (wipe bridge and routes, restart the agent), then the floor"
+    cold_start "${f}" "${rep}" "${n}"
+    log "N=${n}: cold start ${rep}: $(kv "${f}" "cold${rep}_full_sync_s")s from start, floor $(kv "${f}" "floor${rep}_flows_s")s flows + $(kv "${f}" "floor${rep}_routes_s")s routes"
+  done
+  procstat "${f}" "pre_incr"
+
+  log "N=${n}: incremental: ${BENCH_INCR} Nodes added, then deleted, one at a time"
+  put "${f}" incr_load "$(load)"
+  ip netns exec "${NODE_NS}" "${NRBENCH}" incremental --kubeconfig "${KUBECONFIG_ADMIN}" --start "${n}" \
+    --count "${BENCH_INCR}" --gap "${BENCH_GAP}" --route-netns "${NODE_NS_PATH}" --ovs-mgmt "${MGMT}" >>"${f}"
+  put "${f}" incr_end_load "$(load)"
+  procstat "${f}" "post_incr"
+
+  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+    log "N=${n}: restart ${rep}/${BENCH_REPS} with ${n} installed, sampling routes and flows"
+    restart "${f}" "${rep}" "${n}"
+    log "N=${n}: restart ${rep}: converged $(kv "${f}" "restart${rep}_full_sync_s")s after the new agent's start; route samples missing: $(kv "${f}" "restart${rep}_route_samples_missing")"
+  done
+
+  if ((BENCH_KEEP)); then
+    log "N=${n}: BENCH_KEEP=1: leaving the cluster up until the next N or the end"
+  else
+    log "N=${n}: removing cluster"
+    "${LC[@]}" down >&2
+  fi
+  table_n "${f}" "${n}" | tee -a "${TABLE}"
+}
+
+# ---------------------------------------------------------------------------
+# The table.
+
+# over_reps F KEYFMT: the values of the key over the runs (KEYFMT has %d).
+over_reps() {
+  local f=$1 fmt=$2 vals="" rep
+  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+    vals+="$(kv "${f}" "${fmt//%d/${rep}}") "
+  done
+  echo "${vals}"
+}
+med() { median <<<"$1"; }
+range() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
+fmt3() { awk -v v="$1" 'BEGIN { if (v == "" || v == "nan") print "n/a"; else printf "%.3f", v }'; }
+fmt2() { awk -v v="$1" 'BEGIN { if (v == "" || v == "nan") print "n/a"; else printf "%.2f", v }'; }
+fmt1() { awk -v v="$1" 'BEGIN { if (v == "" || v == "nan") print "n/a"; else printf "%.1f", v }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a != "nan" && a + 0 <= b + 0) }'; }
+sum_over() { tr ' ' '\n' | awk '{ s += $1 } END { print s + 0 }'; }
+row() { printf '  %-46s %-28s %-26s %s\n' "$1" "$2" "$3" "$4"; }
+# seconds over reps: "median s (min-max)"
+secs() {
+  local vals
+  vals="$(over_reps "$1" "$2")"
+  if ((BENCH_REPS > 1)); then
+    printf '%s s (%s)' "$(fmt3 "$(med "${vals}")")" "$(for v in ${vals}; do fmt3 "${v}"; echo; done | range)"
+  else
+    printf '%s s' "$(fmt3 "$(med "${vals}")")"
+  fi
+}
+
+table_n() {
+  local f=$1 n=$2 rep
+  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+    local fl
+    fl="$(awk -v a="$(kv "${f}" "floor${rep}_flows_s")" -v b="$(kv "${f}" "floor${rep}_routes_s")" 'BEGIN { printf "%.6f", a + b }')"
+    put "${f}" "floor${rep}_total_s" "${fl}"
+    put "${f}" "ratio${rep}_start" "$(fdiv "$(kv "${f}" "cold${rep}_full_sync_s")" "${fl}")"
+    put "${f}" "ratio${rep}_synced" "$(fdiv "$(kv "${f}" "cold${rep}_synced_to_full_sync_s")" "${fl}")"
+  done
+  local ratio rss incr_add incr_del verdict
+  ratio="$(med "$(over_reps "${f}" 'ratio%d_start')")"
+  rss="$(kv "${f}" post_incr_agent_vmhwm_mb)"
+  incr_add="$(kv "${f}" add_p99_ms)"
+  incr_del="$(kv "${f}" del_p99_ms)"
+  local missing_r missing_f del_r del_f sub_err paused
+  missing_r="$(over_reps "${f}" 'restart%d_route_samples_missing' | sum_over)"
+  missing_f="$(over_reps "${f}" 'restart%d_flow_samples_missing' | sum_over)"
+  del_r="$(over_reps "${f}" 'restart%d_route_del_events' | sum_over)"
+  del_f="$(over_reps "${f}" 'restart%d_flow_deleted_events' | sum_over)"
+  sub_err="$(over_reps "${f}" 'restart%d_route_sub_errors' | sum_over)"
+  paused="$(over_reps "${f}" 'restart%d_flow_monitor_paused' | sum_over)"
+  local at5000=""
+  ((n == 5000)) || at5000=" (target is at N=5000)"
+
+  echo
+  echo "noderoute bench, N=${n} remote Nodes: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, kernel $(uname -r), $(ovs-vsctl --version | head -n1), agent $(kv "${f}" agent_version)"
+  echo "  (medians over ${BENCH_REPS} runs, min-max in brackets; load = /proc/loadavg 1/5/15 min when the figure was taken, first run)"
+  row "figure" "value" "target: verdict" "load"
+  row "cold start: agent start -> synced" "$(secs "${f}" 'cold%d_full_sync_s')" "" "$(kv "${f}" cold1_load)"
+  row "cold start: cache synced -> synced" "$(secs "${f}" 'cold%d_synced_to_full_sync_s')" "" "$(kv "${f}" cold1_load)"
+  row "  start -> OpenFlow connected" "$(secs "${f}" 'cold%d_of_connected_s')" "" ""
+  row "  start -> informer populated (list)" "$(secs "${f}" 'cold%d_informer_populated_s')" "" ""
+  row "  start -> cache synced (controller)" "$(secs "${f}" 'cold%d_cache_synced_s')" "" ""
+  row "  per Node, first / last 10% of sync" "$(fmt1 "$(med "$(over_reps "${f}" 'cold%d_per_node_first10pct_us')")") / $(fmt1 "$(med "$(over_reps "${f}" 'cold%d_per_node_last10pct_us')")") us" "" ""
+  row "  flows/routes after (want ${n})" "$(kv "${f}" cold1_flows) / $(kv "${f}" cold1_routes)" "" ""
+  row "floor: bundle add-flows ($(kv "${f}" floor1_flow_lines) flows)" "$(secs "${f}" 'floor%d_flows_s')" "" "$(kv "${f}" floor1_load)"
+  row "floor: ip -batch ($(kv "${f}" floor1_routes_installed) routes)" "$(secs "${f}" 'floor%d_routes_s')" "" "$(kv "${f}" floor1_load)"
+  row "floor: total" "$(secs "${f}" 'floor%d_total_s')" "" "$(kv "${f}" floor1_load)"
+  row "  same routes into the node's netns (table 100)" "$(secs "${f}" 'floor%d_nodens_routes_s')" "" ""
+  row "    ... until its ovs-vswitchd is idle again" "$(secs "${f}" 'floor%d_nodens_settled_s')" "" ""
+  row "    ... ovs-vswitchd CPU meanwhile" "$(secs "${f}" 'floor%d_nodens_vswitchd_cpu_s')" "" ""
+  if le "${ratio}" 1.3; then verdict="<= 1.3x: MET${at5000}"; else verdict="<= 1.3x: NOT MET${at5000}"; fi
+  row "ratio cold start (from agent start) / floor" "$(fmt1 "${ratio}")x" "${verdict}" ""
+  row "ratio cold start (from cache synced) / floor" "$(fmt1 "$(med "$(over_reps "${f}" 'ratio%d_synced')")")x" "" ""
+  if le "${incr_add}" 10; then verdict="p99 <= 10 ms: MET"; else verdict="p99 <= 10 ms: NOT MET"; fi
+  row "incremental add, p50 / p99 (n=$(kv "${f}" add_n), gap ${BENCH_GAP})" "$(fmt2 "$(kv "${f}" add_p50_ms)") / $(fmt2 "${incr_add}") ms (max $(fmt2 "$(kv "${f}" add_max_ms)"))" "${verdict}" "$(kv "${f}" incr_load)"
+  if le "${incr_del}" 10; then verdict="p99 <= 10 ms: MET"; else verdict="p99 <= 10 ms: NOT MET"; fi
+  row "incremental delete, p50 / p99 (n=$(kv "${f}" del_n), gap ${BENCH_GAP})" "$(fmt2 "$(kv "${f}" del_p50_ms)") / $(fmt2 "${incr_del}") ms (max $(fmt2 "$(kv "${f}" del_max_ms)"))" "${verdict}" "$(kv "${f}" incr_end_load)"
+  row "  add: route / flow p99" "$(fmt2 "$(kv "${f}" add_route_p99_ms)") / $(fmt2 "$(kv "${f}" add_flow_p99_ms)") ms" "" ""
+  row "  delete: route / flow p99" "$(fmt2 "$(kv "${f}" del_route_p99_ms)") / $(fmt2 "$(kv "${f}" del_flow_p99_ms)") ms" "" ""
+  row "  route poll interval (asked 200 us)" "$(fmt1 "$(kv "${f}" add_poll_interval_us)") us" "" ""
+  row "  flow before route (ovs-ofctl, samples)" "$(($(kv "${f}" add_verified) - $(kv "${f}" add_verify_failed)))/$(kv "${f}" add_verified) adds, $(($(kv "${f}" del_verified) - $(kv "${f}" del_verify_failed)))/$(kv "${f}" del_verified) deletes" "" ""
+  row "restart: restart-agent -> synced" "$(secs "${f}" 'restart%d_cmd_to_full_sync_s')" "" "$(kv "${f}" restart1_load)"
+  row "restart: new agent start -> synced" "$(secs "${f}" 'restart%d_full_sync_s')" "" "$(kv "${f}" restart1_load)"
+  if [[ "${missing_r}${missing_f}${del_r}${del_f}" == 0000 ]]; then verdict="zero missing: MET"; else verdict="zero missing: NOT MET"; fi
+  ((sub_err == 0 && paused == 0)) || verdict+=" (watchers lost events: ${sub_err}/${paused})"
+  row "restart: samples with a route missing" "${missing_r} of $(over_reps "${f}" 'restart%d_route_samples' | sum_over)" "${verdict}" ""
+  row "restart: samples with a flow missing" "${missing_f} of $(over_reps "${f}" 'restart%d_flow_samples' | sum_over)" "" ""
+  row "restart: route deletions / flow deletions seen" "${del_r} / ${del_f} (netlink events / flow monitor)" "" ""
+  row "restart: longest gap between route samples" "$(fmt1 "$(med "$(over_reps "${f}" 'restart%d_route_max_gap_ms')")") ms (median of runs)" "" ""
+  if le "${rss}" 80; then verdict="<= 80 MB: MET${at5000}"; else verdict="<= 80 MB: NOT MET${at5000}"; fi
+  row "memory: agent peak RSS (VmHWM)" "$(fmt1 "${rss}") MB" "${verdict}" "$(kv "${f}" incr_end_load)"
+  row "memory: restarted agent peak RSS" "$(fmt1 "$(med "$(over_reps "${f}" 'restart%d_after_agent_vmhwm_mb')")") MB" "" ""
+  row "CPU: agent, cold start" "$(fmt2 "$(med "$(over_reps "${f}" 'cold%d_after_agent_cpu_s')")") s" "" ""
+  local vs=""
+  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+    vs+="$(fsub "$(kv "${f}" "cold${rep}_after_vswitchd_cpu_s")" "$(kv "${f}" "cold${rep}_before_vswitchd_cpu_s")") "
+  done
+  row "CPU: ovs-vswitchd during cold start" "$(fmt2 "$(med "${vs}")") s" "" ""
+  vs=""
+  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+    vs+="$(fsub "$(kv "${f}" "cold${rep}_after_apiserver_cpu_s")" "$(kv "${f}" "cold${rep}_before_apiserver_cpu_s")") "
+  done
+  row "CPU: kube-apiserver during cold start" "$(fmt2 "$(med "${vs}")") s" "" ""
+  row "CPU: agent, ${BENCH_INCR} adds + ${BENCH_INCR} deletes" "$(fmt2 "$(fsub "$(kv "${f}" post_incr_agent_cpu_s)" "$(kv "${f}" pre_incr_agent_cpu_s)")") s" "" ""
+  row "CPU: ovs-vswitchd, same" "$(fmt2 "$(fsub "$(kv "${f}" post_incr_vswitchd_cpu_s)" "$(kv "${f}" pre_incr_vswitchd_cpu_s)")") s" "" ""
+  row "CPU: agent, restart (start -> synced + 1 s)" "$(fmt2 "$(med "$(over_reps "${f}" 'restart%d_after_agent_cpu_s')")") s" "" ""
+  row "create ${n} Nodes (${BENCH_WORKERS} workers) / all routes" "$(fmt2 "$(kv "${f}" create_seconds)") s / $(fmt2 "$(kv "${f}" create_routes_seconds)") s" "" "$(kv "${f}" create_load)"
+  echo "  raw values: ${f#"${REPO_ROOT}/"}"
+}
+
+# ---------------------------------------------------------------------------
+
+[[ "$(id -u)" == 0 ]] || die "must run as root (network namespaces, OVS)"
+for n in ${BENCH_N}; do
+  if ! [[ "${n}" =~ ^[0-9]+$ ]] || ((n < 20 || n + BENCH_INCR > 32768)); then
+    die "BENCH_N: '${n}' must be 20..$((32768 - BENCH_INCR))"
+  fi
+done
+[[ "${BENCH_REPS}" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPS must be >= 1"
+mkdir -p "${RUN_DIR}"
+log "building nrbench"
+go build -o "${NRBENCH}" ./hack/tools/nrbench
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+log "results in ${RUN_DIR#"${REPO_ROOT}/"}; load now: $(load)"
+for n in ${BENCH_N}; do
+  bench_n "${n}"
+done
+echo
+log "all tables: ${TABLE#"${REPO_ROOT}/"}"
