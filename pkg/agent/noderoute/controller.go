@@ -378,11 +378,11 @@ func (c *Controller) apply(name string, want []podSubnet) error {
 	if len(want) == 0 && len(have) == 0 {
 		return nil
 	}
-	var gateways []net.IP
-	for _, s := range want {
-		gateways = append(gateways, s.Gateway)
-	}
-	if err := c.flows.InstallNodeFlows(name, gateways); err != nil {
+	// Responders for the new and the old subnets while the routes
+	// change: a new route is usable only once its gateway answers, and an
+	// old route must not outlive its responder. The old responders go at
+	// the end (the client diffs, so this costs nothing when none go).
+	if err := c.flows.InstallNodeFlows(name, gatewaysOf(want, have)); err != nil {
 		return kindError(ErrorKindFlows, fmt.Errorf("install ARP/NDP responders for node %s: %w", name, err))
 	}
 	for _, s := range want {
@@ -402,6 +402,9 @@ func (c *Controller) apply(name string, want []podSubnet) error {
 			return kindError(ErrorKindRoutes, fmt.Errorf("delete route %s of node %s: %w", old.CIDR, name, err))
 		}
 		released = true
+	}
+	if err := c.flows.InstallNodeFlows(name, gatewaysOf(want)); err != nil {
+		return kindError(ErrorKindFlows, fmt.Errorf("remove old ARP/NDP responders of node %s: %w", name, err))
 	}
 	if len(want) == 0 {
 		delete(c.installed, name)
@@ -488,6 +491,21 @@ func (c *Controller) reconcileRoutesCounted() (restored, deleted int, err error)
 		klog.InfoS("Restored route", "dst", s.CIDR, "gateway", s.Gateway)
 	}
 	return restored, deleted, nil
+}
+
+// gatewaysOf returns the gateway IPs of the subnets in lists, once each.
+func gatewaysOf(lists ...[]podSubnet) []net.IP {
+	seen := map[string]bool{}
+	var gws []net.IP
+	for _, list := range lists {
+		for _, s := range list {
+			if !seen[s.Gateway.String()] {
+				seen[s.Gateway.String()] = true
+				gws = append(gws, s.Gateway)
+			}
+		}
+	}
+	return gws
 }
 
 func containsSubnet(list []podSubnet, s podSubnet) bool {

@@ -7,6 +7,8 @@ import (
 	"net"
 	"reflect"
 	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -329,3 +331,88 @@ func TestNodeRenamedToOurs(t *testing.T) {
 }
 
 var _ = fmt.Sprintf
+
+// orderLog records data-plane calls of both fakes in one sequence.
+type orderLog struct {
+	mu  sync.Mutex
+	ops []string
+}
+
+func (l *orderLog) add(op string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ops = append(l.ops, op)
+}
+
+type loggedFlows struct {
+	*openflow.Fake
+	log *orderLog
+}
+
+func (f loggedFlows) InstallNodeFlows(node string, gws []net.IP) error {
+	var s []string
+	for _, gw := range gws {
+		s = append(s, gw.String())
+	}
+	sort.Strings(s)
+	f.log.add("flows " + node + " " + strings.Join(s, ","))
+	return f.Fake.InstallNodeFlows(node, gws)
+}
+
+type loggedRoutes struct {
+	*route.Fake
+	log *orderLog
+}
+
+func (r loggedRoutes) EnsureRoute(dst *net.IPNet, gw net.IP) error {
+	r.log.add("add route " + dst.String())
+	return r.Fake.EnsureRoute(dst, gw)
+}
+
+func (r loggedRoutes) DeleteRoute(dst *net.IPNet) error {
+	r.log.add("del route " + dst.String())
+	return r.Fake.DeleteRoute(dst)
+}
+
+// On a pod CIDR change the new responder comes before the new route, and
+// the old route goes before the old responder: at no moment does a route
+// point at a gateway that nobody answers for.
+func TestResponderOutlivesItsRoute(t *testing.T) {
+	log := &orderLog{}
+	client := fake.NewSimpleClientset(node("worker1", "10.222.1.0/24"), node("worker2", "10.222.2.0/24"))
+	factory := informers.NewSharedInformerFactory(client, 0)
+	ctrl, err := NewController(localNode, factory.Core().V1().Nodes(),
+		loggedFlows{openflow.NewFake(), log}, loggedRoutes{route.NewFake(), log}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	if err := ctrl.syncNode("worker2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().Nodes().Update(ctx, node("worker2", "10.222.9.0/24"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := ctrl.lister.Get("worker2")
+		if err == nil && n.Spec.PodCIDRs[0] == "10.222.9.0/24" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("informer did not see the update")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := ctrl.syncNode("worker2"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"flows worker2 10.222.2.1", "add route 10.222.2.0/24", "flows worker2 10.222.2.1",
+		"flows worker2 10.222.2.1,10.222.9.1", "add route 10.222.9.0/24", "del route 10.222.2.0/24", "flows worker2 10.222.9.1",
+	}
+	if strings.Join(log.ops, "; ") != strings.Join(want, "; ") {
+		t.Errorf("data-plane calls:\n %s\nwant:\n %s", strings.Join(log.ops, "\n "), strings.Join(want, "\n "))
+	}
+}
