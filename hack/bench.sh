@@ -274,6 +274,7 @@ restart() {
   sleep 1
   touch "${stop}"
   wait "${spid}" || die "sampler failed: $(cat "${RUN_DIR}/sample-${n}-${rep}.err")"
+  rm -f "${stop}" "${ready}"
   sed "s/^NRBENCH /NRBENCH restart${rep}_/" "${RUN_DIR}/sample-${n}-${rep}.out" >>"${f}"
   "${NRBENCH}" logtimes --log "${AGENT_LOG}" --from-line "${from}" --prefix "restart${rep}" >>"${f}"
   put "${f}" "restart${rep}_cmd_to_full_sync_s" "$(fsub "$(kv "${f}" "restart${rep}_full_sync_unix")" "${t0}")"
