@@ -65,16 +65,23 @@ func must(t *testing.T) func(string, error) string {
 	}
 }
 
+// assertSeedTable20 fails the test unless the host's table 20 is the
+// seed's, byte for byte.
+func assertSeedTable20(t *testing.T, n *nodesim.Host) {
+	t.Helper()
+	got := strings.Join(lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=20", "--no-stats"))), "\n")
+	if want := strings.Join(seedTable20(t), "\n"); got != want {
+		t.Fatalf("table 20:\n%s\nwant the seed's:\n%s", got, want)
+	}
+}
+
 func TestAgentProgramsSeedClusterOnWorker1(t *testing.T) {
 	n := nodesim.NewHost(t)
 	client := fake.NewSimpleClientset(nodesim.SeedNodes()...)
 	n.StartAgent(t, client, time.Minute)
 
 	// Table 20 is the seed's, byte for byte.
-	got := lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=20", "--no-stats")))
-	if strings.Join(got, "\n") != strings.Join(seedTable20(t), "\n") {
-		t.Fatalf("table 20:\n%s\nwant the seed's:\n%s", strings.Join(got, "\n"), strings.Join(seedTable20(t), "\n"))
-	}
+	assertSeedTable20(t, n)
 
 	// The routes are the seed's, tagged with our protocol.
 	routes := lines(must(t)(n.OVS.Exec("ip", "route", "show", "dev", nodesim.GatewayInterface)))
@@ -216,11 +223,8 @@ func TestAgentProgramsDualStackCluster(t *testing.T) {
 	client := fake.NewSimpleClientset(nodesim.DualStackNodes()...)
 	n.StartAgent(t, client, time.Minute)
 
-	got := lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=20", "--no-stats")))
-	if strings.Join(got, "\n") != strings.Join(seedTable20(t), "\n") {
-		t.Fatalf("table 20:\n%s\nwant the seed's:\n%s", strings.Join(got, "\n"), strings.Join(seedTable20(t), "\n"))
-	}
-	got = lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=21", "--no-stats")))
+	assertSeedTable20(t, n)
+	got := lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=21", "--no-stats")))
 	got = append(got, lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=22", "--no-stats")))...)
 	if strings.Join(got, "\n") != strings.Join(ndpTables(t), "\n") {
 		t.Fatalf("tables 21 and 22:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(ndpTables(t), "\n"))

@@ -45,9 +45,7 @@ func TestAgentAgainstRealAPIServer(t *testing.T) {
 	table20 := func() string {
 		return strings.Join(lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=20", "--no-stats"))), "\n")
 	}
-	if got, want := table20(), strings.Join(seedTable20(t), "\n"); got != want {
-		t.Fatalf("table 20:\n%s\nwant the seed's:\n%s", got, want)
-	}
+	assertSeedTable20(t, n)
 
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
