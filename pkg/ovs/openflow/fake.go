@@ -14,6 +14,9 @@ type Fake struct {
 	Round uint16
 	// StaleDeleted counts DeleteStaleFlows calls.
 	StaleDeleted int
+	// Calls counts the calls that install or remove Node flows (each
+	// would be at least one bundle on a real bridge).
+	Calls int
 	// Err, when set, is returned by every call that changes flows.
 	Err   error
 	nodes map[string][]string
@@ -37,24 +40,31 @@ func (f *Fake) Initialize(round uint16) error {
 }
 
 func (f *Fake) InstallNodeFlows(nodeName string, gateways []net.IP) error {
+	return f.InstallFlows(map[string][]net.IP{nodeName: gateways})
+}
+
+func (f *Fake) InstallFlows(nodes map[string][]net.IP) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.Err != nil {
 		return f.Err
 	}
-	var gws []string
-	for _, gw := range gateways {
-		// Both families, as the real client: an ARP responder for
-		// IPv4, an NDP responder for IPv6.
-		if gw.To16() != nil {
-			gws = append(gws, gw.String())
+	f.Calls++
+	for nodeName, gateways := range nodes {
+		var gws []string
+		for _, gw := range gateways {
+			// Both families, as the real client: an ARP
+			// responder for IPv4, an NDP responder for IPv6.
+			if gw.To16() != nil {
+				gws = append(gws, gw.String())
+			}
 		}
-	}
-	sort.Strings(gws)
-	if len(gws) == 0 {
-		delete(f.nodes, nodeName)
-	} else {
-		f.nodes[nodeName] = gws
+		sort.Strings(gws)
+		if len(gws) == 0 {
+			delete(f.nodes, nodeName)
+		} else {
+			f.nodes[nodeName] = gws
+		}
 	}
 	return nil
 }

@@ -57,6 +57,11 @@ type Client interface {
 	// address, an NDP responder for each IPv6 one. New ones are added,
 	// ones no longer listed are removed.
 	InstallNodeFlows(nodeName string, gateways []net.IP) error
+	// InstallFlows does what InstallNodeFlows does for every Node in
+	// nodes (name -> gateway IPs), in as few bundles as possible: the
+	// full sync of thousands of Nodes costs a few round trips, not
+	// thousands. Nodes not in the map are left alone.
+	InstallFlows(nodes map[string][]net.IP) error
 	// UninstallNodeFlows removes every flow of remote Node nodeName.
 	UninstallNodeFlows(nodeName string) error
 	// DeleteStaleFlows removes the agent's flows whose cookie round is not
