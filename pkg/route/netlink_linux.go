@@ -35,15 +35,22 @@ type Client struct {
 var _ Interface = (*Client)(nil)
 
 // NewClient returns a Client that installs routes on gatewayInterface. A nil
-// handle means the network namespace of the calling thread at each call,
-// which for the agent is the host namespace; tests pass a handle made with
-// netlink.NewHandleAt to work in a namespace of their own. The gateway
+// handle means a handle of its own in the network namespace of the calling
+// thread, which for the agent is the host namespace; tests pass a handle made
+// with netlink.NewHandleAt to work in a namespace of their own. The gateway
 // interface is looked up on first use, so it need not exist yet.
 func NewClient(handle *netlink.Handle, gatewayInterface string) *Client {
 	if handle == nil {
-		// The zero Handle opens a socket per request in the current
-		// namespace, like the package-level netlink functions.
-		handle = &netlink.Handle{}
+		// One socket for every request: a full sync adds thousands
+		// of routes, and the zero Handle would open and close a
+		// socket per request. Should the socket not open now, the
+		// zero Handle still works (and the error comes back with
+		// the first request).
+		if h, err := netlink.NewHandle(unix.NETLINK_ROUTE); err == nil {
+			handle = h
+		} else {
+			handle = &netlink.Handle{}
+		}
 	}
 	return &Client{handle: handle, gatewayInterface: gatewayInterface}
 }
@@ -121,31 +128,38 @@ func (c *Client) EnsureRoute(dst *net.IPNet, gw net.IP) error {
 	})
 }
 
+// maxOwnRoutesPerDst bounds the deletes DeleteRoute sends for one
+// destination. We install one route per destination; more can only come from
+// someone adding routes with our protocol at other metrics by hand.
+const maxOwnRoutesPerDst = 16
+
 // DeleteRoute deletes the routes to exactly dst in the main table that carry
-// our protocol. They are found by a dump filtered on protocol and table, and
-// each delete request carries the protocol too, so the kernel itself refuses
-// to delete a foreign route even if one replaced ours after the dump.
+// our protocol. The delete request names the protocol, so the kernel itself
+// refuses to delete a foreign route (IPv4 and IPv6 both match rtm_protocol
+// when it is set), and no dump of the table is needed: that matters at
+// thousands of routes, where a dump costs milliseconds. The kernel deletes
+// one matching route per request, so it repeats until none is left (ESRCH).
 func (c *Client) DeleteRoute(dst *net.IPNet) error {
 	dst, err := canonicalDst(dst)
 	if err != nil {
 		return err
 	}
-	routes, err := c.listFamily(familyOf(dst.IP), ownFilter(), ownFilterMask)
-	if err != nil {
-		return fmt.Errorf("delete route %s: %w", dst, err)
+	r := &netlink.Route{
+		Family:   familyOf(dst.IP),
+		Dst:      dst,
+		Protocol: Protocol,
+		Table:    unix.RT_TABLE_MAIN,
 	}
-	for i := range routes {
-		r := &routes[i]
-		if !sameDst(r, dst) {
-			continue
+	for range maxOwnRoutesPerDst {
+		err := c.handle.RouteDel(r)
+		if errors.Is(err, unix.ESRCH) {
+			return nil
 		}
-		if err := c.handle.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
-			// ESRCH: gone since the dump (e.g. its link was
-			// deleted), which is what we wanted.
-			return fmt.Errorf("delete route %s via %s: %w", dst, r.Gw, err)
+		if err != nil {
+			return fmt.Errorf("delete route %s: %w", dst, err)
 		}
 	}
-	return nil
+	return fmt.Errorf("delete route %s: more than %d routes with protocol %d", dst, maxOwnRoutesPerDst, Protocol)
 }
 
 // ListRoutes returns the routes in the main table that carry our protocol,
