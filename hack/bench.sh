@@ -389,7 +389,7 @@ table_n() {
   row "  start -> OpenFlow connected" "$(secs "${f}" 'cold%d_of_connected_s')" "" ""
   row "  start -> informer populated (list)" "$(secs "${f}" 'cold%d_informer_populated_s')" "" ""
   row "  start -> cache synced (controller)" "$(secs "${f}" 'cold%d_cache_synced_s')" "" ""
-  row "  per Node, first / last 10% of sync" "$(fmt1 "$(med "$(over_reps "${f}" 'cold%d_per_node_first10pct_us')")") / $(fmt1 "$(med "$(over_reps "${f}" 'cold%d_per_node_last10pct_us')")") us" "" ""
+  row "  full sync: flows / routes phase" "$(fmt3 "$(med "$(over_reps "${f}" 'cold%d_flowsPhase_s')")") / $(fmt3 "$(med "$(over_reps "${f}" 'cold%d_routesPhase_s')")") s" "" ""
   row "  flows/routes after (want ${n})" "$(kv "${f}" cold1_flows) / $(kv "${f}" cold1_routes)" "" ""
   row "floor: bundle add-flows ($(kv "${f}" floor1_flow_lines) flows)" "$(secs "${f}" 'floor%d_flows_s')" "" "$(kv "${f}" floor1_load)"
   row "floor: ip -batch ($(kv "${f}" floor1_routes_installed) routes)" "$(secs "${f}" 'floor%d_routes_s')" "" "$(kv "${f}" floor1_load)"

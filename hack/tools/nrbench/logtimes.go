@@ -138,9 +138,19 @@ func runLogTimes(args []string) error {
 			result(*prefix+"_full_sync_field_s", d.Seconds())
 		}
 	}
+	// The phases of the full sync (agents since the batched full sync
+	// log them): responders in, routes in, old responders out.
+	for _, phase := range []string{"flowsPhase", "routesPhase", "oldFlowsPhase"} {
+		if m := regexp.MustCompile(phase + `="([^"]+)"`).FindStringSubmatch(fullSyncLine); m != nil {
+			if d, err := time.ParseDuration(m[1]); err == nil {
+				result(*prefix+"_"+phase+"_s", d.Seconds())
+			}
+		}
+	}
 	result(*prefix+"_errors", errorsSeen)
-	// The per-Node lines of the first full sync show how the time per
-	// Node evolves as more Nodes are installed.
+	// The per-Node lines of the first full sync (at -v=4 since the full
+	// sync is batched; at info before) show how the time per Node evolves
+	// as more Nodes are installed.
 	result(*prefix+"_node_lines", len(installs))
 	if n := len(installs); n >= 20 {
 		synced := found["cache_synced"]

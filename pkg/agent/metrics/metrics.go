@@ -44,13 +44,17 @@ type Metrics struct {
 	registry     *prometheus.Registry
 	syncDuration *prometheus.HistogramVec
 	syncErrors   *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
 	lastFullSync prometheus.Gauge
 
 	mu      sync.Mutex
 	sources Sources
 }
 
-var _ noderoute.Observer = (*Metrics)(nil)
+var (
+	_ noderoute.Observer       = (*Metrics)(nil)
+	_ noderoute.RejectObserver = (*Metrics)(nil)
+)
 
 // New returns the agent's metrics in a registry of their own, with the Go
 // runtime and process collectors.
@@ -68,6 +72,11 @@ func New() *Metrics {
 		Name:      "sync_errors_total",
 		Help:      "Failed syncs, by sync (node, full, resync) and kind of error (flows: OVS; routes: netlink; node_cache: informer cache; partial: a full sync in which some Nodes failed; other).",
 	}, []string{"sync", "kind"})
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace,
+		Name:      "pod_cidrs_rejected_total",
+		Help:      "Pod CIDRs of remote Nodes refused, by kind (malformed, prefix_length: /0 or too long, address_family: a family this node has no pod CIDR of, overlaps_local, overlaps_remote). Counted when a refusal appears, not at every sync.",
+	}, []string{"kind"})
 	m.lastFullSync = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "last_full_sync_timestamp_seconds",
@@ -93,7 +102,7 @@ func New() *Metrics {
 		}
 	}
 	m.registry.MustRegister(
-		m.syncDuration, m.syncErrors, m.lastFullSync, buildInfo,
+		m.syncDuration, m.syncErrors, m.rejected, m.lastFullSync, buildInfo,
 		gauge("nodes_seen", "Node objects in the agent's informer cache, its own included.",
 			stat(func(s noderoute.Stats) int { return s.NodesSeen })),
 		gauge("remote_nodes", "Remote Nodes with flows and routes installed.",
@@ -114,6 +123,9 @@ func New() *Metrics {
 	)
 	// Zero series for every label pair, so that rate() and alerts see
 	// them before the first error.
+	for _, kind := range noderoute.RejectKinds {
+		m.rejected.WithLabelValues(kind)
+	}
 	for _, s := range syncTypes {
 		m.syncDuration.WithLabelValues(string(s))
 		for _, kind := range noderoute.ErrorKinds {
@@ -167,6 +179,11 @@ func (m *Metrics) ObserveSync(sync noderoute.SyncType, d time.Duration, err erro
 	if sync == noderoute.SyncFull || sync == noderoute.SyncResync {
 		m.lastFullSync.SetToCurrentTime()
 	}
+}
+
+// ObserveRejectedCIDR implements noderoute.RejectObserver.
+func (m *Metrics) ObserveRejectedCIDR(kind string) {
+	m.rejected.WithLabelValues(kind).Inc()
 }
 
 // Handler serves /metrics, /healthz (200 while the OpenFlow connection is

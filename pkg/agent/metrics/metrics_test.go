@@ -29,7 +29,7 @@ func seedNodes() []runtime.Object {
 	mk := func(name string, cidrs ...string) runtime.Object {
 		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: cidrs}}
 	}
-	return []runtime.Object{mk("master", "10.222.0.0/24"), mk("worker1", "10.222.1.0/24"), mk("worker2", "10.222.2.0/24", "fd00:10:222:2::/64")}
+	return []runtime.Object{mk("master", "10.222.0.0/24"), mk("worker1", "10.222.1.0/24", "fd00:10:222:1::/64"), mk("worker2", "10.222.2.0/24", "fd00:10:222:2::/64"), mk("bad", "10.222.0.0/25", "bogus")}
 }
 
 // Scrape fetches url and parses the Prometheus text format.
@@ -152,7 +152,7 @@ func TestMetricsAndProbesOfSeedCluster(t *testing.T) {
 
 	f := Scrape(t, base+"/metrics")
 	for name, want := range map[string]float64{
-		"noderoute_nodes_seen":       3,
+		"noderoute_nodes_seen":       4,
 		"noderoute_remote_nodes":     2,
 		"noderoute_flows_installed":  3, // 2 ARP + 1 NDP
 		"noderoute_routes_installed": 3,
@@ -175,6 +175,13 @@ func TestMetricsAndProbesOfSeedCluster(t *testing.T) {
 	}
 	if got := value(t, f, "noderoute_sync_errors_total", "sync", "node", "kind", "routes"); got != 0 {
 		t.Errorf("route errors before any failure: %v", got)
+	}
+	// "bad" overlaps master's CIDR and has a malformed one: each refusal
+	// counted once, the other kinds present at 0.
+	for kind, want := range map[string]float64{"overlaps_remote": 1, "malformed": 1, "prefix_length": 0, "address_family": 0, "overlaps_local": 0} {
+		if got := value(t, f, "noderoute_pod_cidrs_rejected_total", "kind", kind); got != want {
+			t.Errorf("pod_cidrs_rejected_total{kind=%q} = %v, want %v", kind, got, want)
+		}
 	}
 	if _, ok := f["go_goroutines"]; !ok {
 		t.Error("Go runtime metrics missing")

@@ -5,6 +5,7 @@ package noderoute
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -53,6 +54,10 @@ type Controller struct {
 	// installed holds, per remote Node, the subnets whose flows and
 	// routes are in place.
 	installed map[string][]podSubnet
+	// claims indexes the subnets of installed by prefix, for the overlap
+	// check. During a batch it also holds the subnets planned so far
+	// (see syncNodes).
+	claims *subnetIndex
 	// localSubnets are this node's own pod CIDRs: a remote CIDR that
 	// overlaps them would hijack local pod traffic and is refused.
 	localSubnets []podSubnet
@@ -60,13 +65,24 @@ type Controller struct {
 	// holds an overlapping one; they are synced again when a CIDR is
 	// released.
 	blocked map[string]bool
+	// rejected holds, per Node, its refused pod CIDRs as last reported
+	// (key: CIDR and reason; value: kind), so that each refusal is
+	// logged and counted once.
+	rejected map[string]map[string]string
 	// kernelRoutes is, during the first full sync only, a snapshot of our
 	// routes already in the kernel (destination -> gateway), left by an
 	// earlier run: those need no new netlink call. Nil afterwards.
 	kernelRoutes map[string]string
+	// phases, while not nil, collects the time the first full sync
+	// spends in each phase of applyAll.
+	phases *applyPhases
 	// fullSyncDone is closed once the first full sync and the clean-up
 	// of what earlier runs left are done.
 	fullSyncDone chan struct{}
+
+	// reconcileRequests carries requests for a prompt route reconcile
+	// (RequestRouteReconcile); one pending request is enough.
+	reconcileRequests chan struct{}
 
 	// observer, when set, receives sync durations and errors.
 	observer Observer
@@ -85,8 +101,12 @@ func NewController(localNode string, nodeInformer coreinformers.NodeInformer, fl
 		routes:       routes,
 		resyncPeriod: resyncPeriod,
 		installed:    map[string][]podSubnet{},
+		claims:       newSubnetIndex(),
 		blocked:      map[string]bool{},
+		rejected:     map[string]map[string]string{},
 		fullSyncDone: make(chan struct{}),
+
+		reconcileRequests: make(chan struct{}, 1),
 	}
 	_, err := nodeInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
@@ -128,6 +148,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	go wait.UntilWithContext(ctx, c.worker, time.Second)
 	go wait.UntilWithContext(ctx, func(context.Context) { c.resync() }, c.resyncPeriod)
+	go c.serveReconcileRequests(ctx)
 	<-ctx.Done()
 	klog.InfoS("Stopping controller", "controller", controllerName)
 	return nil
@@ -145,6 +166,9 @@ const maxInitialSyncAttempts = 5
 // whole data plane (OVS or netlink unreachable) are retried until ctx ends.
 func (c *Controller) initialSync(ctx context.Context) error {
 	start := time.Now()
+	c.mu.Lock()
+	c.phases = &applyPhases{}
+	c.mu.Unlock()
 	backoff := wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Cap: 30 * time.Second, Steps: math.MaxInt32}
 	for attempt := 1; ; attempt++ {
 		attemptStart := time.Now()
@@ -165,7 +189,15 @@ func (c *Controller) initialSync(ctx context.Context) error {
 		}
 	}
 	nodes, subnets := c.installedCounts()
-	klog.InfoS("First full sync done", "remoteNodes", nodes, "subnets", subnets, "duration", time.Since(start))
+	c.mu.Lock()
+	phases := *c.phases
+	c.phases = nil
+	c.mu.Unlock()
+	// The phases are applyAll's (summed over attempts): responders in,
+	// routes in, old responders out. The rest of the duration is reading
+	// the cache, planning, and deleting stale flows and unwanted routes.
+	klog.InfoS("First full sync done", "remoteNodes", nodes, "subnets", subnets, "duration", time.Since(start),
+		"flowsPhase", phases[phaseFlows], "routesPhase", phases[phaseRoutes], "oldFlowsPhase", phases[phaseOldFlows])
 	close(c.fullSyncDone)
 	return nil
 }
@@ -183,6 +215,42 @@ func (c *Controller) resync() {
 	nodes, subnets := c.installedCounts()
 	klog.InfoS("Periodic resync done", "remoteNodes", nodes, "subnets", subnets,
 		"routesRestored", restored, "routesDeleted", deleted, "duration", time.Since(start))
+}
+
+// RequestRouteReconcile asks for a route reconcile (see reconcileRoutes)
+// soon, without waiting for it: the route watcher calls it when one of our
+// routes is deleted or replaced, the bridge monitor when the gateway
+// interface was recreated. Requests made before the first full sync are
+// served after it; requests made while one is pending are merged into it.
+func (c *Controller) RequestRouteReconcile() {
+	select {
+	case c.reconcileRequests <- struct{}{}:
+	default:
+	}
+}
+
+// serveReconcileRequests runs reconcileRoutes for each request until ctx
+// ends. It starts after the first full sync, whose own reconcile covers
+// earlier requests; before it, c.installed is incomplete and a reconcile
+// would delete the routes of Nodes not synced yet.
+func (c *Controller) serveReconcileRequests(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.reconcileRequests:
+		}
+		start := time.Now()
+		restored, deleted, err := c.reconcileRoutesCounted()
+		c.observe(SyncResync, start, err)
+		if err != nil {
+			klog.ErrorS(err, "Route reconcile on request failed", "duration", time.Since(start))
+			continue
+		}
+		if restored > 0 || deleted > 0 {
+			klog.InfoS("Routes repaired", "routesRestored", restored, "routesDeleted", deleted, "duration", time.Since(start))
+		}
+	}
 }
 
 // installedCounts returns how many remote Nodes and subnets are installed.
@@ -227,13 +295,19 @@ func (c *Controller) syncAll(allowPartial bool) (failed []string, err error) {
 		}
 		return nodes[i].Name < nodes[j].Name
 	})
-	for _, n := range nodes {
-		start := time.Now()
-		err := c.syncNode(n.Name)
-		c.observe(SyncNode, start, err)
-		if err != nil {
-			klog.ErrorS(err, "Sync failed", "node", n.Name)
-			failed = append(failed, n.Name)
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.Name
+	}
+	// One batch: every Node's flows in one bundle, then every route back
+	// to back (see syncNodes).
+	start := time.Now()
+	errs := c.syncNodes(names)
+	for _, name := range names {
+		c.observe(SyncNode, start, errs[name])
+		if errs[name] != nil {
+			klog.ErrorS(errs[name], "Sync failed", "node", name)
+			failed = append(failed, name)
 		}
 	}
 	if len(failed) > 0 && !allowPartial {
@@ -250,21 +324,42 @@ func (c *Controller) worker(ctx context.Context) {
 	}
 }
 
+// maxBatch bounds how many queued Nodes one pass of the worker syncs
+// together.
+const maxBatch = 1000
+
+// processNextItem takes the next Node from the queue, plus those queued
+// behind it, and syncs them as one batch: a burst of Node events (a
+// relist, many Nodes joining) then costs a few bundles and no OpenFlow
+// round trip between routes, while a single event is synced alone at once.
 func (c *Controller) processNextItem() bool {
 	key, quit := c.queue.Get()
 	if quit {
 		return false
 	}
-	defer c.queue.Done(key)
-	start := time.Now()
-	err := c.syncNode(key)
-	c.observe(SyncNode, start, err)
-	if err != nil {
-		klog.ErrorS(err, "Sync failed, will retry", "node", key, "retries", c.queue.NumRequeues(key))
-		c.queue.AddRateLimited(key)
-		return true
+	keys := []string{key}
+	// Len counts keys waiting, not the ones being processed; with one
+	// worker, Get returns at once while it is positive.
+	for len(keys) < maxBatch && c.queue.Len() > 0 {
+		next, quit := c.queue.Get()
+		if quit {
+			break
+		}
+		keys = append(keys, next)
 	}
-	c.queue.Forget(key)
+	start := time.Now()
+	errs := c.syncNodes(keys)
+	for _, k := range keys {
+		err := errs[k]
+		c.observe(SyncNode, start, err)
+		if err != nil {
+			klog.ErrorS(err, "Sync failed, will retry", "node", k, "retries", c.queue.NumRequeues(k))
+			c.queue.AddRateLimited(k)
+		} else {
+			c.queue.Forget(k)
+		}
+		c.queue.Done(k)
+	}
 	return true
 }
 
@@ -272,33 +367,66 @@ func (c *Controller) processNextItem() bool {
 // is idempotent: it compares with what is installed and changes only the
 // difference. Routes edited by hand are put right by reconcileRoutes.
 func (c *Controller) syncNode(name string) error {
-	node, err := c.lister.Get(name)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return kindError(ErrorKindNodeCache, fmt.Errorf("get Node %s from cache: %w", name, err))
-	}
-	if apierrors.IsNotFound(err) {
-		node = nil
+	return c.syncNodes([]string{name})[name]
+}
+
+// syncNodes is syncNode for several Nodes at once, in phases across all of
+// them (see applyAll), and returns the errors by Node name. The local Node
+// goes first, so that the overlap checks know its pod CIDRs. The wanted
+// subnets of each remote Node are claimed in c.claims as they are planned,
+// so that Nodes later in the batch are checked against them; the claims of
+// Nodes that then fail are taken back.
+func (c *Controller) syncNodes(names []string) map[string]error {
+	errs := map[string]error{}
+	nodes := map[string]*corev1.Node{}
+	for _, name := range names {
+		node, err := c.lister.Get(name)
+		switch {
+		case apierrors.IsNotFound(err):
+			nodes[name] = nil
+		case err != nil:
+			errs[name] = kindError(ErrorKindNodeCache, fmt.Errorf("get Node %s from cache: %w", name, err))
+		default:
+			nodes[name] = node
+		}
 	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
-	if name == c.localNode {
+	if node, ok := nodes[c.localNode]; ok {
 		// No flow, no route to ourselves; if this name was a remote
 		// Node's before (a Node renamed to ours), drop what it had.
-		if err := c.apply(name, nil); err != nil {
-			return err
-		}
-		if node != nil {
+		if err := c.applyAll([]string{c.localNode}, map[string][]podSubnet{})[c.localNode]; err != nil {
+			errs[c.localNode] = err
+		} else if node != nil {
 			c.updateLocalSubnets(node)
 		}
-		return nil
+		delete(nodes, c.localNode)
 	}
-	var want []podSubnet
-	if node != nil {
-		want = c.wantedSubnets(node)
+	order := make([]string, 0, len(nodes))
+	plan := make(map[string][]podSubnet, len(nodes))
+	for _, name := range names {
+		node, ok := nodes[name]
+		if !ok {
+			continue
+		}
+		delete(nodes, name) // a name listed twice is planned once
+		var want []podSubnet
+		if node != nil {
+			want = c.wantedSubnets(node)
+		} else {
+			c.reportRejections(name, nil)
+			delete(c.blocked, name)
+		}
+		order = append(order, name)
+		plan[name] = want
+		c.claims.set(name, want)
 	}
-	return c.apply(name, want)
+	for name, err := range c.applyAll(order, plan) {
+		errs[name] = err
+	}
+	return errs
 }
 
 // wantedSubnets returns the Node's usable pod subnets, logging (and leaving
@@ -306,12 +434,12 @@ func (c *Controller) syncNode(name string) error {
 func (c *Controller) wantedSubnets(node *corev1.Node) []podSubnet {
 	if len(nodePodCIDRs(node)) == 0 {
 		klog.V(2).InfoS("Node has no pod CIDR yet, waiting", "node", node.Name)
+		c.reportRejections(node.Name, nil)
+		delete(c.blocked, node.Name)
 		return nil
 	}
 	want, ignored, blockedByRemote := c.desiredSubnets(node)
-	for _, ig := range ignored {
-		klog.ErrorS(nil, "Ignoring pod CIDR", "node", node.Name, "podCIDR", ig.PodCIDR, "reason", ig.Reason)
-	}
+	c.reportRejections(node.Name, ignored)
 	if blockedByRemote {
 		c.blocked[node.Name] = true
 	} else {
@@ -331,15 +459,24 @@ func (c *Controller) desiredSubnets(node *corev1.Node) (want []podSubnet, ignore
 		// One CIDR at a time, to tell which one an error is about.
 		subnets, errs := parsePodSubnets([]string{cidr})
 		for _, err := range errs {
-			ignored = append(ignored, IgnoredCIDR{PodCIDR: cidr, Reason: err.Error()})
+			ignored = append(ignored, IgnoredCIDR{PodCIDR: cidr, Kind: rejectKind(err), Reason: err.Error()})
 		}
 		for _, s := range subnets {
 			if seen[s.key()] {
 				continue
 			}
 			seen[s.key()] = true
+			if len(c.localSubnets) > 0 && !hasFamilyOf(c.localSubnets, s) {
+				ignored = append(ignored, IgnoredCIDR{PodCIDR: s.key(), Kind: RejectFamily,
+					Reason: fmt.Sprintf("this node has no %s pod CIDR", familyName(s))})
+				continue
+			}
 			if owner, clash := c.clash(node.Name, s); clash != "" {
-				ignored = append(ignored, IgnoredCIDR{PodCIDR: s.key(), Reason: fmt.Sprintf("overlaps %s of node %s", clash, owner)})
+				kind := RejectOverlapRemote
+				if owner == c.localNode {
+					kind = RejectOverlapLocal
+				}
+				ignored = append(ignored, IgnoredCIDR{PodCIDR: s.key(), Kind: kind, Reason: fmt.Sprintf("overlaps %s of node %s", clash, owner)})
 				blockedByRemote = blockedByRemote || owner != c.localNode
 				continue
 			}
@@ -350,79 +487,17 @@ func (c *Controller) desiredSubnets(node *corev1.Node) (want []podSubnet, ignore
 }
 
 // clash returns the owner and CIDR of a subnet that s overlaps: this node's
-// own, or another remote Node's installed one.
+// own, or another remote Node's claimed one.
 func (c *Controller) clash(nodeName string, s podSubnet) (owner, cidr string) {
 	for _, l := range c.localSubnets {
 		if overlaps(l.CIDR, s.CIDR) {
 			return c.localNode, l.key()
 		}
 	}
-	for other, subnets := range c.installed {
-		if other == nodeName {
-			continue
-		}
-		for _, o := range subnets {
-			if overlaps(o.CIDR, s.CIDR) {
-				return other, o.key()
-			}
-		}
+	if owner, claim, ok := c.claims.overlapping(s.CIDR, nodeName); ok {
+		return owner, claim.String()
 	}
 	return "", ""
-}
-
-// apply installs want for a remote Node and removes what it no longer
-// wants. New flows go in before new routes (a route is usable only once its
-// gateway answers ARP or NDP) and old routes go before old flows.
-func (c *Controller) apply(name string, want []podSubnet) error {
-	have := c.installed[name]
-	if len(want) == 0 && len(have) == 0 {
-		return nil
-	}
-	// Responders for the new and the old subnets while the routes
-	// change: a new route is usable only once its gateway answers, and an
-	// old route must not outlive its responder. The old responders go at
-	// the end (the client diffs, so this costs nothing when none go).
-	if err := c.flows.InstallNodeFlows(name, gatewaysOf(want, have)); err != nil {
-		return kindError(ErrorKindFlows, fmt.Errorf("install ARP/NDP responders for node %s: %w", name, err))
-	}
-	for _, s := range want {
-		if containsSubnet(have, s) || c.kernelRoutes[s.key()] == s.Gateway.String() {
-			continue
-		}
-		if err := c.routes.EnsureRoute(s.CIDR, s.Gateway); err != nil {
-			return kindError(ErrorKindRoutes, fmt.Errorf("install route %s via %s for node %s: %w", s.CIDR, s.Gateway, name, err))
-		}
-	}
-	released := false
-	for _, old := range have {
-		if containsSubnet(want, old) {
-			continue
-		}
-		if err := c.routes.DeleteRoute(old.CIDR); err != nil {
-			return kindError(ErrorKindRoutes, fmt.Errorf("delete route %s of node %s: %w", old.CIDR, name, err))
-		}
-		released = true
-	}
-	if err := c.flows.InstallNodeFlows(name, gatewaysOf(want)); err != nil {
-		return kindError(ErrorKindFlows, fmt.Errorf("remove old ARP/NDP responders of node %s: %w", name, err))
-	}
-	if len(want) == 0 {
-		delete(c.installed, name)
-		klog.InfoS("Removed routes and flows of node", "node", name)
-	} else {
-		c.installed[name] = want
-		if !sameSubnets(want, have) {
-			klog.InfoS("Installed routes and flows of node", "node", name, "podCIDRs", subnetKeys(want))
-		}
-	}
-	if released {
-		// A Node waiting for a CIDR that overlapped the released one
-		// may now get it.
-		for blocked := range c.blocked {
-			c.queue.Add(blocked)
-		}
-	}
-	return nil
 }
 
 // updateLocalSubnets records this node's pod CIDRs and, when they change,
@@ -436,12 +511,37 @@ func (c *Controller) updateLocalSubnets(node *corev1.Node) {
 		return
 	}
 	c.localSubnets = subnets
+	// Every remote Node again: overlaps with our CIDRs and the address
+	// families we accept both depend on them.
+	nodes, err := c.lister.List(labels.Everything())
+	if err != nil {
+		klog.ErrorS(err, "Cannot list Nodes to re-check them against this node's new pod CIDRs")
+	}
+	for _, n := range nodes {
+		if n.Name != c.localNode {
+			c.queue.Add(n.Name)
+		}
+	}
 	for other := range c.installed {
 		c.queue.Add(other)
 	}
-	for other := range c.blocked {
-		c.queue.Add(other)
+}
+
+// hasFamilyOf reports whether list holds a subnet of s's address family.
+func hasFamilyOf(list []podSubnet, s podSubnet) bool {
+	for _, l := range list {
+		if (l.CIDR.IP.To4() == nil) == (s.CIDR.IP.To4() == nil) {
+			return true
+		}
 	}
+	return false
+}
+
+func familyName(s podSubnet) string {
+	if s.CIDR.IP.To4() != nil {
+		return "IPv4"
+	}
+	return "IPv6"
 }
 
 // reconcileRoutes compares our routes in the kernel with what the Nodes
@@ -469,13 +569,15 @@ func (c *Controller) reconcileRoutesCounted() (restored, deleted int, err error)
 		return 0, 0, kindError(ErrorKindRoutes, fmt.Errorf("list our routes: %w", err))
 	}
 	correct := map[string]bool{}
+	var errs []error
 	for _, r := range routes {
 		if s, ok := wanted[r.Dst.String()]; ok {
 			correct[s.key()] = s.Gateway.Equal(r.Gateway)
 			continue
 		}
 		if err := c.routes.DeleteRoute(r.Dst); err != nil {
-			return restored, deleted, kindError(ErrorKindRoutes, fmt.Errorf("delete unwanted route %s: %w", r.Dst, err))
+			errs = append(errs, fmt.Errorf("delete unwanted route %s: %w", r.Dst, err))
+			continue
 		}
 		deleted++
 		klog.InfoS("Deleted route no Node wants", "dst", r.Dst, "gateway", r.Gateway)
@@ -485,12 +587,15 @@ func (c *Controller) reconcileRoutesCounted() (restored, deleted int, err error)
 			continue
 		}
 		if err := c.routes.EnsureRoute(s.CIDR, s.Gateway); err != nil {
-			return restored, deleted, kindError(ErrorKindRoutes, fmt.Errorf("restore route %s via %s: %w", s.CIDR, s.Gateway, err))
+			// One route in the way (a foreign route where ours
+			// was) must not keep the others from being restored.
+			errs = append(errs, fmt.Errorf("restore route %s via %s: %w", s.CIDR, s.Gateway, err))
+			continue
 		}
 		restored++
 		klog.InfoS("Restored route", "dst", s.CIDR, "gateway", s.Gateway)
 	}
-	return restored, deleted, nil
+	return restored, deleted, kindError(ErrorKindRoutes, errors.Join(errs...))
 }
 
 // gatewaysOf returns the gateway IPs of the subnets in lists, once each.

@@ -350,13 +350,30 @@ type loggedFlows struct {
 }
 
 func (f loggedFlows) InstallNodeFlows(node string, gws []net.IP) error {
-	var s []string
-	for _, gw := range gws {
-		s = append(s, gw.String())
+	return f.InstallFlows(map[string][]net.IP{node: gws})
+}
+
+// InstallFlows logs one line per Node, in name order, prefixed with "batch"
+// when the call covers several Nodes.
+func (f loggedFlows) InstallFlows(nodes map[string][]net.IP) error {
+	names := make([]string, 0, len(nodes))
+	for n := range nodes {
+		names = append(names, n)
 	}
-	sort.Strings(s)
-	f.log.add("flows " + node + " " + strings.Join(s, ","))
-	return f.Fake.InstallNodeFlows(node, gws)
+	sort.Strings(names)
+	prefix := "flows "
+	if len(names) > 1 {
+		prefix = "batch flows "
+	}
+	for _, node := range names {
+		var s []string
+		for _, gw := range nodes[node] {
+			s = append(s, gw.String())
+		}
+		sort.Strings(s)
+		f.log.add(prefix + node + " " + strings.Join(s, ","))
+	}
+	return f.Fake.InstallFlows(nodes)
 }
 
 type loggedRoutes struct {
@@ -409,7 +426,7 @@ func TestResponderOutlivesItsRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"flows worker2 10.222.2.1", "add route 10.222.2.0/24", "flows worker2 10.222.2.1",
+		"flows worker2 10.222.2.1", "add route 10.222.2.0/24",
 		"flows worker2 10.222.2.1,10.222.9.1", "add route 10.222.9.0/24", "del route 10.222.2.0/24", "flows worker2 10.222.9.1",
 	}
 	if strings.Join(log.ops, "; ") != strings.Join(want, "; ") {

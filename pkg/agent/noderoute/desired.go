@@ -1,7 +1,6 @@
 package noderoute
 
 import (
-	"fmt"
 	"net"
 
 	corev1 "k8s.io/api/core/v1"
@@ -53,7 +52,7 @@ func parsePodSubnets(cidrs []string) (subnets []podSubnet, errs []error) {
 	for _, s := range cidrs {
 		_, cidr, err := net.ParseCIDR(s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("pod CIDR %q is not a CIDR", s))
+			errs = append(errs, rejectf(RejectMalformed, "pod CIDR %q is not a CIDR", s))
 			continue
 		}
 		if cidr.IP.To4() != nil {
@@ -63,10 +62,10 @@ func parsePodSubnets(cidrs []string) (subnets []podSubnet, errs []error) {
 		switch {
 		case ones == 0:
 			// A /0 would route all traffic into the gateway.
-			errs = append(errs, fmt.Errorf("pod CIDR %s covers the whole address space", s))
+			errs = append(errs, rejectf(RejectPrefixLength, "pod CIDR %s covers the whole address space", s))
 			continue
 		case ones > bits-2:
-			errs = append(errs, fmt.Errorf("pod CIDR %s leaves no room for a gateway and pods", s))
+			errs = append(errs, rejectf(RejectPrefixLength, "pod CIDR %s leaves no room for a gateway and pods", s))
 			continue
 		}
 		if seen[cidr.String()] {

@@ -143,7 +143,9 @@ type Subnet struct {
 // program, and why.
 type IgnoredCIDR struct {
 	PodCIDR string `json:"podCIDR"`
-	Reason  string `json:"reason"`
+	// Kind is one of RejectKinds.
+	Kind   string `json:"kind"`
+	Reason string `json:"reason"`
 }
 
 // RemoteNodeState is what the controller wants and has for one remote Node.

@@ -17,8 +17,28 @@ type syncRecord struct {
 }
 
 type recorder struct {
-	mu      sync.Mutex
-	records []syncRecord
+	mu       sync.Mutex
+	records  []syncRecord
+	rejected map[string]int
+}
+
+func (r *recorder) ObserveRejectedCIDR(kind string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rejected == nil {
+		r.rejected = map[string]int{}
+	}
+	r.rejected[kind]++
+}
+
+func (r *recorder) rejections() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range r.rejected {
+		out[k] = v
+	}
+	return out
 }
 
 func (r *recorder) ObserveSync(s SyncType, d time.Duration, err error) {
@@ -83,11 +103,19 @@ func TestStateShowsIgnoredCIDRsAndPendingSyncs(t *testing.T) {
 		t.Errorf("b-later: %+v", b)
 	}
 	wantIgnored := []IgnoredCIDR{
-		{"10.50.0.0/25", "overlaps 10.50.0.0/24 of node a-first"},
-		{"bogus", `pod CIDR "bogus" is not a CIDR`},
+		{"10.50.0.0/25", RejectOverlapRemote, "overlaps 10.50.0.0/24 of node a-first"},
+		{"bogus", RejectMalformed, `pod CIDR "bogus" is not a CIDR`},
 	}
 	if !reflect.DeepEqual(b.Ignored, wantIgnored) {
 		t.Errorf("b-later ignored = %+v, want %+v", b.Ignored, wantIgnored)
+	}
+	// Each refusal is counted once, however often b-later is synced.
+	for range 3 {
+		env.ctrl.queue.Add("b-later")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got, want := rec.rejections(), map[string]int{RejectOverlapRemote: 1, RejectMalformed: 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("rejections counted %v, want %v", got, want)
 	}
 	if p := st.RemoteNodes[2]; p.Name != "pending" || len(p.Desired) != 0 || len(p.Installed) != 0 {
 		t.Errorf("pending: %+v", p)

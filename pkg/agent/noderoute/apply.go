@@ -1,0 +1,175 @@
+package noderoute
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// applyAll installs, for every Node in names, the subnets plan gives it and
+// removes what it no longer wants, in phases across all of them:
+//
+//  1. the responders of the new and the old subnets, one InstallFlows call
+//     (a bundle) for all Nodes: a new route is usable only once its gateway
+//     answers ARP or NDP, and an old route must not outlive its responder;
+//  2. the new routes, then the deletion of the old ones, back to back with
+//     no OpenFlow call in between (ovs-vswitchd re-reads the routing table
+//     after route changes: waiting for it once per Node made the full sync
+//     quadratic, see docs/performance.md);
+//  3. the removal of the old responders, again one call.
+//
+// A Node that fails keeps what it had (c.installed) and its error is
+// returned; the others go on. Callers hold c.mu.
+func (c *Controller) applyAll(names []string, plan map[string][]podSubnet) map[string]error {
+	errs := map[string]error{}
+	changing := make([]string, 0, len(names))
+	during := map[string][]net.IP{}
+	for _, name := range names {
+		want, have := plan[name], c.installed[name]
+		if len(want) == 0 && len(have) == 0 {
+			continue
+		}
+		changing = append(changing, name)
+		during[name] = gatewaysOf(want, have)
+	}
+	phaseStart := time.Now()
+	c.installFlows(during, errs, "install ARP/NDP responders")
+	c.phases.add(phaseFlows, phaseStart)
+
+	phaseStart = time.Now()
+	released := false
+	for _, name := range changing {
+		if errs[name] != nil {
+			continue
+		}
+		r, err := c.applyRoutes(name, plan[name], c.installed[name])
+		released = released || r
+		if err != nil {
+			errs[name] = err
+		}
+	}
+
+	c.phases.add(phaseRoutes, phaseStart)
+
+	phaseStart = time.Now()
+	final := map[string][]net.IP{}
+	for _, name := range changing {
+		want, have := plan[name], c.installed[name]
+		if errs[name] == nil && len(gatewaysOf(have)) > 0 && !sameSubnets(want, have) {
+			final[name] = gatewaysOf(want)
+		}
+	}
+	c.installFlows(final, errs, "remove old ARP/NDP responders")
+	c.phases.add(phaseOldFlows, phaseStart)
+
+	for _, name := range changing {
+		if errs[name] != nil {
+			// Take back the claims the plan made.
+			c.claims.set(name, c.installed[name])
+			continue
+		}
+		c.recordInstalled(name, plan[name])
+	}
+	if released || len(errs) > 0 {
+		// A Node waiting for a CIDR that overlapped a released (or
+		// no longer planned) one may now get it.
+		for blocked := range c.blocked {
+			c.queue.Add(blocked)
+		}
+	}
+	return errs
+}
+
+// installFlows sets the responders of every Node in gateways in one call.
+// If that fails and there are several Nodes, it tries them one at a time,
+// so that one Node OVS refuses does not hold back the others. Errors go to
+// errs by Node name.
+func (c *Controller) installFlows(gateways map[string][]net.IP, errs map[string]error, what string) {
+	if len(gateways) == 0 {
+		return
+	}
+	err := c.flows.InstallFlows(gateways)
+	if err == nil {
+		return
+	}
+	if len(gateways) > 1 {
+		klog.ErrorS(err, "Batch of flow changes failed, retrying Node by Node", "nodes", len(gateways))
+		for name, gws := range gateways {
+			if err := c.flows.InstallNodeFlows(name, gws); err != nil {
+				errs[name] = kindError(ErrorKindFlows, fmt.Errorf("%s for node %s: %w", what, name, err))
+			}
+		}
+		return
+	}
+	for name := range gateways {
+		errs[name] = kindError(ErrorKindFlows, fmt.Errorf("%s for node %s: %w", what, name, err))
+	}
+}
+
+// applyRoutes adds the routes of want that are missing, then deletes those
+// of have that want no longer holds. released reports whether any was
+// deleted.
+func (c *Controller) applyRoutes(name string, want, have []podSubnet) (released bool, err error) {
+	for _, s := range want {
+		if containsSubnet(have, s) || c.kernelRoutes[s.key()] == s.Gateway.String() {
+			continue
+		}
+		if err := c.routes.EnsureRoute(s.CIDR, s.Gateway); err != nil {
+			return false, kindError(ErrorKindRoutes, fmt.Errorf("install route %s via %s for node %s: %w", s.CIDR, s.Gateway, name, err))
+		}
+	}
+	for _, old := range have {
+		if containsSubnet(want, old) {
+			continue
+		}
+		if err := c.routes.DeleteRoute(old.CIDR); err != nil {
+			return released, kindError(ErrorKindRoutes, fmt.Errorf("delete route %s of node %s: %w", old.CIDR, name, err))
+		}
+		released = true
+	}
+	return released, nil
+}
+
+// recordInstalled notes that name now has exactly subnets in place.
+func (c *Controller) recordInstalled(name string, subnets []podSubnet) {
+	have := c.installed[name]
+	c.claims.set(name, subnets)
+	if len(subnets) == 0 {
+		delete(c.installed, name)
+		klog.InfoS("Removed routes and flows of node", "node", name)
+		return
+	}
+	c.installed[name] = subnets
+	if !sameSubnets(subnets, have) {
+		klog.V(c.installLogLevel()).InfoS("Installed routes and flows of node", "node", name, "podCIDRs", subnetKeys(subnets))
+	}
+}
+
+// installLogLevel is the verbosity of the per-Node "Installed" line: during
+// the first full sync (while the snapshot of kernel routes is held) there is
+// one such line per Node of the cluster, so they go to -v=4 and the full
+// sync logs its counts instead; afterwards every change is logged.
+func (c *Controller) installLogLevel() klog.Level {
+	if c.kernelRoutes != nil {
+		return 4
+	}
+	return 0
+}
+
+// applyPhases adds up how long applyAll spent in each of its phases; the
+// first full sync logs it. A nil *applyPhases records nothing.
+type applyPhases [3]time.Duration
+
+const (
+	phaseFlows = iota
+	phaseRoutes
+	phaseOldFlows
+)
+
+func (p *applyPhases) add(phase int, since time.Time) {
+	if p != nil {
+		p[phase] += time.Since(since)
+	}
+}
