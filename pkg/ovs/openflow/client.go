@@ -49,6 +49,10 @@ type OFClient struct {
 	cancel       context.CancelFunc
 	done         chan struct{}
 	disconnected chan struct{}
+
+	// flowStats collects the replies to our flow stats requests
+	// (flowstats.go); it has a lock of its own.
+	flowStats flowStatsCollector
 }
 
 var _ Client = (*OFClient)(nil)
@@ -289,11 +293,25 @@ func (c *OFClient) replay() {
 		}
 	}
 	start := time.Now()
-	if err := c.sendBundle(mods); err != nil {
+	if err := c.sendBundles(mods); err != nil {
 		klog.ErrorS(err, "Replaying flows after reconnect failed", "bridge", c.bridge)
 		return
 	}
 	klog.InfoS("Replayed flows after reconnect", "bridge", c.bridge, "flows", len(mods), "duration", time.Since(start))
+}
+
+// sendBundles sends mods in bundles of at most maxBundleMessages, for
+// callers that need no atomicity across all of them (a replay, a repair).
+// Callers hold c.mu.
+func (c *OFClient) sendBundles(mods []*openflow13.FlowMod) error {
+	for len(mods) > 0 {
+		n := min(len(mods), maxBundleMessages)
+		if err := c.sendBundle(mods[:n]); err != nil {
+			return err
+		}
+		mods = mods[n:]
+	}
+	return nil
 }
 
 // sendBundle sends mods as one atomic bundle. Callers hold c.mu.
@@ -373,7 +391,9 @@ func (e *switchEvents) SwitchDisconnected(sw *ofctrl.OFSwitch) {
 
 func (e *switchEvents) PacketRcvd(*ofctrl.OFSwitch, *ofctrl.PacketIn) {}
 
-func (e *switchEvents) MultipartReply(*ofctrl.OFSwitch, *openflow13.MultipartReply) {}
+func (e *switchEvents) MultipartReply(_ *ofctrl.OFSwitch, reply *openflow13.MultipartReply) {
+	e.client.flowStats.deliver(reply)
+}
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

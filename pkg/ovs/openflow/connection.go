@@ -26,10 +26,21 @@ const (
 // ofParser decodes OpenFlow 1.3 messages for libOpenflow's message stream.
 type ofParser struct{}
 
-func (ofParser) Parse(b []byte) (util.Message, error) {
+//
+// libOpenflow's decoders panic on some messages they do not fully know (a
+// flow-stats reply holding a controller(userdata=...) action dereferences
+// nil), and the stream parses on goroutines without a recover, so a panic
+// would kill the agent. It becomes a parse error instead: the stream drops
+// that message and goes on.
+func (ofParser) Parse(b []byte) (msg util.Message, err error) {
 	if len(b) == 0 || b[0] != openflow13.VERSION {
 		return nil, fmt.Errorf("unsupported OpenFlow message version in %x", b)
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			msg, err = nil, fmt.Errorf("cannot decode OpenFlow message of type %d (%d bytes): %v", b[1], len(b), r)
+		}
+	}()
 	return openflow13.Parse(b)
 }
 
