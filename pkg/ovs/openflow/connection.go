@@ -26,7 +26,6 @@ const (
 // ofParser decodes OpenFlow 1.3 messages for libOpenflow's message stream.
 type ofParser struct{}
 
-//
 // libOpenflow's decoders panic on some messages they do not fully know (a
 // flow-stats reply holding a controller(userdata=...) action dereferences
 // nil), and the stream parses on goroutines without a recover, so a panic
