@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/noderoute/noderoute/pkg/agent/apiserver"
+	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 )
 
 // Config is the agent's configuration. The JSON names are the keys of the
@@ -43,6 +44,9 @@ type Config struct {
 	// ResyncPeriod is how often our routes are compared with the Nodes
 	// and repaired.
 	ResyncPeriod Duration `json:"resyncPeriod,omitempty"`
+	// FlowCheckPeriod is how often the bridge's flows are compared with
+	// the agent's and missing ones restored; 0 turns the check off.
+	FlowCheckPeriod Duration `json:"flowCheckPeriod,omitempty"`
 	// APISocket is the unix socket of the local API agentctl talks to;
 	// empty turns the API off.
 	APISocket string `json:"apiSocket,omitempty"`
@@ -92,6 +96,7 @@ func Default() Config {
 		GatewayInterface:   "antrea-gw0",
 		VirtualMAC:         "aa:bb:cc:dd:ee:ff",
 		ResyncPeriod:       Duration{time.Minute},
+		FlowCheckPeriod:    Duration{openflow.DefaultFlowCheckPeriod},
 		APISocket:          apiserver.DefaultSocket,
 		MetricsBindAddress: DefaultMetricsBindAddress,
 	}
@@ -172,6 +177,13 @@ func (c *Config) Validate() error {
 	if c.ResyncPeriod.Duration < time.Second {
 		return bad("resync-period", "%s is below 1s", c.ResyncPeriod.Duration)
 	}
+	if d := c.FlowCheckPeriod.Duration; d < 0 {
+		return bad("flow-check-period", "%s is negative", d)
+	} else if d != 0 && d < 100*time.Millisecond {
+		// Each check dumps our tables: at 5000 Nodes about 60-120 ms
+		// of agent time.
+		return bad("flow-check-period", "%s is below 100ms (0 turns the check off)", d)
+	}
 	if sock := c.APISocket; sock != "" {
 		if !filepath.IsAbs(sock) {
 			return bad("api-socket", "%q is not an absolute path", sock)
@@ -216,7 +228,7 @@ func Parse(fs *flag.FlagSet, args []string) (*Config, error) {
 	cfg := Default()
 	var configFile string
 	flags := cfg // the flags' own values; only the ones set are used
-	fs.StringVar(&configFile, "config", "", "YAML config file (keys: nodeName, kubeconfig, ovsBridge, ovsRunDir, ovsDatapathType, gatewayInterface, virtualMAC, resyncPeriod, apiSocket, metricsBindAddress); flags win over it")
+	fs.StringVar(&configFile, "config", "", "YAML config file (keys: nodeName, kubeconfig, ovsBridge, ovsRunDir, ovsDatapathType, gatewayInterface, virtualMAC, resyncPeriod, flowCheckPeriod, apiSocket, metricsBindAddress); flags win over it")
 	fs.StringVar(&flags.NodeName, "node-name", flags.NodeName, "name of the Kubernetes Node this agent runs on (default $NODE_NAME)")
 	fs.StringVar(&flags.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config)")
 	fs.StringVar(&flags.OVSBridge, "ovs-bridge", flags.OVSBridge, "OVS integration bridge")
@@ -225,6 +237,7 @@ func Parse(fs *flag.FlagSet, args []string) (*Config, error) {
 	fs.StringVar(&flags.GatewayInterface, "gateway-interface", flags.GatewayInterface, "internal port holding this node's gateway IP")
 	fs.StringVar(&flags.VirtualMAC, "virtual-mac", flags.VirtualMAC, "MAC address OVS answers ARP requests and IPv6 Neighbor Solicitations for remote gateways with")
 	fs.DurationVar(&flags.ResyncPeriod.Duration, "resync-period", flags.ResyncPeriod.Duration, "how often our routes are compared with the Nodes and repaired")
+	fs.DurationVar(&flags.FlowCheckPeriod.Duration, "flow-check-period", flags.FlowCheckPeriod.Duration, "how often the bridge's flows are compared with the agent's and missing ones restored; 0 turns it off")
 	fs.StringVar(&flags.APISocket, "api-socket", flags.APISocket, "unix socket (mode 0600) of the local API that agentctl uses; empty turns it off")
 	fs.StringVar(&flags.MetricsBindAddress, "metrics-bind-address", flags.MetricsBindAddress, "host:port serving /metrics, /healthz and /readyz; 0 or empty turns them off")
 	if err := fs.Parse(args); err != nil {
@@ -259,6 +272,8 @@ func Parse(fs *flag.FlagSet, args []string) (*Config, error) {
 			cfg.VirtualMAC = flags.VirtualMAC
 		case "resync-period":
 			cfg.ResyncPeriod = flags.ResyncPeriod
+		case "flow-check-period":
+			cfg.FlowCheckPeriod = flags.FlowCheckPeriod
 		case "api-socket":
 			cfg.APISocket = flags.APISocket
 		case "metrics-bind-address":

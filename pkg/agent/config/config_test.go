@@ -35,7 +35,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := Config{NodeName: "worker1", OVSBridge: "br-int", OVSRunDir: "/var/run/openvswitch", OVSDatapathType: "system",
 		GatewayInterface: "antrea-gw0", VirtualMAC: "aa:bb:cc:dd:ee:ff", ResyncPeriod: Duration{time.Minute},
-		APISocket: "/var/run/noderoute/agent.sock", MetricsBindAddress: "127.0.0.1:9475"}
+		FlowCheckPeriod: Duration{2 * time.Second}, APISocket: "/var/run/noderoute/agent.sock", MetricsBindAddress: "127.0.0.1:9475"}
 	if *cfg != want {
 		t.Errorf("defaults = %+v, want %+v", *cfg, want)
 	}
@@ -53,6 +53,11 @@ func TestFileThenFlags(t *testing.T) {
 	}
 	if cfg.NodeName != "from-file" || cfg.OVSDatapathType != "netdev" || cfg.OVSRunDir != "/run/ovs-b" || cfg.ResyncPeriod.Duration != 30*time.Second {
 		t.Errorf("got %+v: want the file's values with --ovs-rundir winning", *cfg)
+	}
+	// flowCheckPeriod: 0 in the file turns the check off.
+	cfg, err = parse(t, "--config", writeFile(t, "nodeName: n\nflowCheckPeriod: 0s\n"))
+	if err != nil || cfg.FlowCheckPeriod.Duration != 0 {
+		t.Errorf("flowCheckPeriod: 0s in the file: %v, %+v", err, cfg)
 	}
 	// A flag set to its default value still wins over the file.
 	cfg, err = parse(t, "--config", file, "--ovs-datapath-type=system")
@@ -82,6 +87,8 @@ func TestBadValuesNameTheFlag(t *testing.T) {
 		{[]string{"--virtual-mac=01:00:5e:00:00:01"}, "virtual-mac"},
 		{[]string{"--virtual-mac=00:00:00:00:00:00"}, "virtual-mac"},
 		{[]string{"--resync-period=10ms"}, "resync-period"},
+		{[]string{"--flow-check-period=10ms"}, "flow-check-period"},
+		{[]string{"--flow-check-period=-1s"}, "flow-check-period"},
 		{[]string{"--api-socket=relative.sock"}, "api-socket"},
 		{[]string{"--api-socket=/" + strings.Repeat("x", 120)}, "api-socket"},
 		{[]string{"--metrics-bind-address=9475"}, "metrics-bind-address"},
