@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -84,6 +85,10 @@ func Run(ctx context.Context, cfg *config.Config) error {
 
 	factory := informers.NewSharedInformerFactory(client, 0)
 	nodeInformer := factory.Core().V1().Nodes()
+	// Only the pod CIDRs matter here: the cache keeps trimmed Nodes.
+	if err := nodeInformer.Informer().SetTransform(noderoute.TrimNode); err != nil {
+		return fmt.Errorf("set Node informer transform: %w", err)
+	}
 	ctrl, err := noderoute.NewController(cfg.NodeName, nodeInformer, flows,
 		route.NewClient(nil, cfg.GatewayInterface), cfg.ResyncPeriod.Duration)
 	if err != nil {
@@ -123,6 +128,45 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("configure gateway interface: %w", err)
 	}
 	klog.InfoS("Gateway interface configured", "interface", cfg.GatewayInterface, "addresses", fmt.Sprint(gateways))
+
+	// From here on, a bridge or gateway port that vanishes (deleted by
+	// hand, ovsdb-server restarted on a fresh database) is put back, with
+	// this agent's flow round and the gateway addresses. The kernel
+	// dropped the routes through the old interface: the controller puts
+	// them back at once rather than at its next periodic resync.
+	bridge.FlowRound = round
+	monitor := NewBridgeMonitor(ovsdb, bridge, nil, gateways)
+	monitor.OnGatewayRestored = ctrl.RequestRouteReconcile
+	monitorCtx, stopMonitor := context.WithCancel(ctx)
+	monitorDone := make(chan struct{})
+	go func() {
+		defer close(monitorDone)
+		monitor.Run(monitorCtx)
+	}()
+	// Stopped before the deferred ovsdb.Close, which must not pull the
+	// connection from under a check.
+	defer func() {
+		stopMonitor()
+		<-monitorDone
+	}()
+
+	// Drift repair: a route of ours deleted or replaced by hand is put
+	// back at once (the periodic resync is the fallback), a flow of ours
+	// deleted by hand within --flow-check-period.
+	repairCtx, stopRepair := context.WithCancel(ctx)
+	var repairers sync.WaitGroup
+	defer func() {
+		stopRepair()
+		repairers.Wait()
+	}()
+	repairers.Go(func() {
+		if err := route.WatchRoutes(repairCtx, nil, ctrl.RequestRouteReconcile); err != nil {
+			klog.ErrorS(err, "Route watcher not running: routes changed by hand are repaired by the periodic resync only", "resyncPeriod", cfg.ResyncPeriod.Duration)
+		}
+	})
+	if period := cfg.FlowCheckPeriod.Duration; period > 0 {
+		repairers.Go(func() { flows.RunFlowCheck(repairCtx, period) })
+	}
 
 	return ctrl.Run(ctx)
 }

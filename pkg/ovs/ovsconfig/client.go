@@ -26,6 +26,12 @@ const (
 	// reconnectTimeout bounds each reconnection attempt after the
 	// connection drops (e.g. ovsdb-server restarted with OVS).
 	reconnectTimeout = 5 * time.Second
+	// minReconnectDelay and maxReconnectDelay bound the wait between
+	// reconnection attempts (before jitter): a restarted ovsdb-server is
+	// usually back within a second, and a long outage costs one dial
+	// every few seconds, as for the OpenFlow connection.
+	minReconnectDelay = 100 * time.Millisecond
+	maxReconnectDelay = 2 * time.Second
 	// maxRoundAttempts bounds NextFlowRound's read-check-write loop; more
 	// than a couple of conflicts means something is rewriting the bridge's
 	// external_ids in a loop.
@@ -76,7 +82,7 @@ func New(ctx context.Context, dbSock string) (*Client, error) {
 	ovs, err := client.NewOVSDBClient(dbModel,
 		client.WithEndpoint(endpoint),
 		client.WithLogger(&logger),
-		client.WithReconnect(reconnectTimeout, backoff.NewExponentialBackOff()),
+		client.WithReconnect(reconnectTimeout, reconnectBackoff()),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("creating OVSDB client for %s: %w", endpoint, err)
@@ -93,6 +99,20 @@ func New(ctx context.Context, dbSock string) (*Client, error) {
 		return nil, fmt.Errorf("connecting to OVSDB at %s (is ovsdb-server running?): %w", endpoint, err)
 	}
 	return &Client{ovs: ovs, endpoint: endpoint}, nil
+}
+
+// reconnectBackoff is libovsdb's schedule of reconnection attempts. Its
+// default (backoff.NewExponentialBackOff) waits up to 60 s between attempts
+// and gives up after 15 minutes, and libovsdb v0.7.0 panics in its own
+// goroutine when the schedule gives up, which would kill the agent after a
+// long ovsdb-server outage. This one never gives up and never waits more
+// than maxReconnectDelay (plus up to 50% jitter).
+func reconnectBackoff() backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = minReconnectDelay
+	b.MaxInterval = maxReconnectDelay
+	b.MaxElapsedTime = 0
+	return b
 }
 
 // Close closes the connection; it does not reconnect afterwards.
@@ -134,7 +154,7 @@ func (c *Client) bridgeOps(ctx context.Context, cfg BridgeConfig) ([]ovsdb.Opera
 		return nil, err
 	}
 	if br == nil {
-		return c.createBridgeOps(ctx, cfg.Name, wantDP, cfg.GatewayPort)
+		return c.createBridgeOps(ctx, cfg, wantDP)
 	}
 
 	var ops []ovsdb.Operation
@@ -161,6 +181,21 @@ func (c *Client) bridgeOps(ctx context.Context, cfg BridgeConfig) ([]ovsdb.Opera
 		}
 		ops = append(ops, o...)
 	}
+	if _, ok := br.ExternalIDs[RoundExternalID]; !ok && cfg.FlowRound != 0 {
+		// A map insert adds the key only if it is absent, so a round
+		// stored by someone else in the meantime wins, and the
+		// other keys are left alone.
+		mut := &bridgeRow{UUID: br.UUID}
+		o, err := c.ovs.Where(mut).Mutate(mut, model.Mutation{
+			Field:   &mut.ExternalIDs,
+			Mutator: ovsdb.MutateOperationInsert,
+			Value:   map[string]string{RoundExternalID: strconv.Itoa(int(cfg.FlowRound))},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("building insertion of flow round into bridge %s: %w", cfg.Name, err)
+		}
+		ops = append(ops, o...)
+	}
 
 	portOps, err := c.gatewayPortOps(ctx, br, cfg.GatewayPort)
 	if err != nil {
@@ -171,7 +206,8 @@ func (c *Client) bridgeOps(ctx context.Context, cfg BridgeConfig) ([]ovsdb.Opera
 
 // createBridgeOps creates the bridge with its gateway port and roots it in
 // Open_vSwitch, in one transaction so that a failure leaves nothing behind.
-func (c *Client) createBridgeOps(ctx context.Context, name, datapathType, gwPort string) ([]ovsdb.Operation, error) {
+func (c *Client) createBridgeOps(ctx context.Context, cfg BridgeConfig, datapathType string) ([]ovsdb.Operation, error) {
+	name, gwPort := cfg.Name, cfg.GatewayPort
 	roots, err := selectRows[ovsRoot](ctx, c, tableOpenvSwitch)
 	if err != nil {
 		return nil, err
@@ -190,6 +226,9 @@ func (c *Client) createBridgeOps(ctx context.Context, name, datapathType, gwPort
 		Protocols:    bridgeProtocols,
 		FailMode:     &mode,
 		Ports:        []string{port.UUID},
+	}
+	if cfg.FlowRound != 0 {
+		br.ExternalIDs = map[string]string{RoundExternalID: strconv.Itoa(int(cfg.FlowRound))}
 	}
 	ops, err := c.ovs.Create(iface, port, br)
 	if err != nil {

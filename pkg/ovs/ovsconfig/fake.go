@@ -59,6 +59,12 @@ func (f *Fake) EnsureBridge(_ context.Context, cfg BridgeConfig) error {
 		f.Bridges = map[string]BridgeConfig{}
 	}
 	f.Bridges[cfg.Name] = cfg
+	if _, ok := f.Rounds[cfg.Name]; !ok && cfg.FlowRound != 0 {
+		if f.Rounds == nil {
+			f.Rounds = map[string]uint16{}
+		}
+		f.Rounds[cfg.Name] = cfg.FlowRound
+	}
 	return nil
 }
 

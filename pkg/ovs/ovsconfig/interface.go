@@ -27,6 +27,14 @@ type BridgeConfig struct {
 	// GatewayPort is the name of the internal port (and kernel interface)
 	// that connects the host to the bridge, e.g. antrea-gw0.
 	GatewayPort string
+	// FlowRound, when not 0, is written to the bridge's external_ids
+	// (RoundExternalID) if they have no round: a bridge re-created while
+	// the agent runs (deleted by hand, or a fresh database) would
+	// otherwise make the next agent start at round 1 again, possibly the
+	// running one's round, and its stale-flow clean-up would then spare
+	// this agent's leftovers. A round already stored is never changed
+	// here; that is NextFlowRound's job.
+	FlowRound uint16
 }
 
 // Interface is what the agent needs from OVSDB.

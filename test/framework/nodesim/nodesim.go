@@ -10,6 +10,7 @@ package nodesim
 import (
 	"context"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/noderoute/noderoute/pkg/agent"
 	"github.com/noderoute/noderoute/pkg/agent/noderoute"
 	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 	"github.com/noderoute/noderoute/pkg/ovs/ovsconfig"
@@ -63,6 +65,9 @@ func DualStackNodes() []runtime.Object {
 type Host struct {
 	OVS    *ovstest.Instance
 	Handle *netlink.Handle
+	// NS is the host's network namespace (the route watcher subscribes
+	// in it).
+	NS netns.NsHandle
 }
 
 // NewHost starts a host; it skips the test where ovstest.Start does.
@@ -79,7 +84,7 @@ func NewHost(t testing.TB) *Host {
 		t.Fatalf("netlink handle in %s: %v", inst.NetNS, err)
 	}
 	t.Cleanup(handle.Close)
-	return &Host{OVS: inst, Handle: handle}
+	return &Host{OVS: inst, Handle: handle, NS: ns}
 }
 
 // Agent is one incarnation of the agent on a host.
@@ -87,18 +92,27 @@ type Agent struct {
 	Flows *openflow.OFClient
 	Ctrl  *noderoute.Controller
 	Round uint16
+	// Monitor puts the bridge and gateway back as agent.Run's does, and
+	// asks Ctrl for a route reconcile when it re-configured the gateway.
+	Monitor *agent.BridgeMonitor
 
-	factory informers.SharedInformerFactory
-	started bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	done    chan struct{}
+	ovsdb       *ovsconfig.Client
+	ns          netns.NsHandle
+	monitorDone chan struct{}
+	repairDone  chan struct{}
+	factory     informers.SharedInformerFactory
+	stopOnce    sync.Once
+	started     bool
+	ctx         context.Context
+	cancel      context.CancelFunc
+	done        chan struct{}
 }
 
 // NewAgent does what noderoute-agent does at start for LocalNode, up to the
 // controller's start: bridge and gateway port through OVSDB, the next flow
 // round, the base flows, the gateway addresses derived from the local Node
-// object. Call Run to start the controller (after wiring observers).
+// object. Call Run to start the controller and the bridge monitor (after
+// wiring observers).
 func (h *Host) NewAgent(t testing.TB, client kubernetes.Interface, resyncPeriod time.Duration) *Agent {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -106,8 +120,15 @@ func (h *Host) NewAgent(t testing.TB, client kubernetes.Interface, resyncPeriod 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ovsdb.Close()
-	if err := ovsdb.EnsureBridge(ctx, ovsconfig.BridgeConfig{Name: Bridge, DatapathType: ovsconfig.DatapathNetdev, GatewayPort: GatewayInterface}); err != nil {
+	// Closed by Stop: the bridge monitor keeps using it.
+	ok := false
+	defer func() {
+		if !ok {
+			ovsdb.Close()
+		}
+	}()
+	bridge := ovsconfig.BridgeConfig{Name: Bridge, DatapathType: ovsconfig.DatapathNetdev, GatewayPort: GatewayInterface}
+	if err := ovsdb.EnsureBridge(ctx, bridge); err != nil {
 		t.Fatal(err)
 	}
 	round, err := ovsdb.NextFlowRound(ctx, Bridge)
@@ -122,15 +143,22 @@ func (h *Host) NewAgent(t testing.TB, client kubernetes.Interface, resyncPeriod 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := route.ConfigureGateway(h.Handle, GatewayInterface, noderoute.GatewayAddresses(self), 10*time.Second); err != nil {
+	gateways := noderoute.GatewayAddresses(self)
+	if err := route.ConfigureGateway(h.Handle, GatewayInterface, gateways, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	bridge.FlowRound = round
+	monitor := agent.NewBridgeMonitor(ovsdb, bridge, h.Handle, gateways)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	ctrl, err := noderoute.NewController(LocalNode, factory.Core().V1().Nodes(), flows, route.NewClient(h.Handle, GatewayInterface), resyncPeriod)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &Agent{Flows: flows, Ctrl: ctrl, Round: round, factory: factory, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	monitor.OnGatewayRestored = ctrl.RequestRouteReconcile
+	a := &Agent{Flows: flows, Ctrl: ctrl, Round: round, Monitor: monitor, ovsdb: ovsdb, ns: h.NS,
+		monitorDone: make(chan struct{}), repairDone: make(chan struct{}),
+		factory: factory, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	ok = true
 	t.Cleanup(a.Stop)
 	return a
 }
@@ -141,6 +169,23 @@ func (a *Agent) Run(t testing.TB) {
 	t.Helper()
 	a.started = true
 	a.factory.Start(a.ctx.Done())
+	go func() {
+		defer close(a.monitorDone)
+		a.Monitor.Run(a.ctx)
+	}()
+	// Drift repair as agent.Run has it: the route watcher, and the flow
+	// check at its default period.
+	go func() {
+		defer close(a.repairDone)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if err := route.WatchRoutes(a.ctx, &a.ns, a.Ctrl.RequestRouteReconcile); err != nil {
+				t.Errorf("route watcher: %v", err)
+			}
+		})
+		wg.Go(func() { a.Flows.RunFlowCheck(a.ctx, openflow.DefaultFlowCheckPeriod) })
+		wg.Wait()
+	}()
 	go func() {
 		defer close(a.done)
 		if err := a.Ctrl.Run(a.ctx); err != nil {
@@ -162,15 +207,21 @@ func (h *Host) StartAgent(t testing.TB, client kubernetes.Interface, resyncPerio
 	return a
 }
 
-// Stop stops the controller and closes the OpenFlow connection, leaving the
-// flows and routes in place as the real agent does. Idempotent.
+// Stop stops the controller, the bridge monitor and the drift repair and closes the OpenFlow
+// and OVSDB connections, leaving the flows and routes in place as the real
+// agent does. Idempotent.
 func (a *Agent) Stop() {
-	a.cancel()
-	if a.started {
-		select {
-		case <-a.done:
-		case <-time.After(10 * time.Second):
+	a.stopOnce.Do(func() {
+		a.cancel()
+		if a.started {
+			for _, done := range []chan struct{}{a.done, a.monitorDone, a.repairDone} {
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+				}
+			}
 		}
-	}
-	a.Flows.Disconnect()
+		a.Flows.Disconnect()
+		a.ovsdb.Close()
+	})
 }
