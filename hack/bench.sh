@@ -140,17 +140,21 @@ procstat() {
 # read its log; then the floor of the same flows and routes.
 cold_start() {
   local f=$1 rep=$2 n=$3 from t0 perf_pid=""
-  # The running agent keeps running while we wipe, but it cannot put
-  # anything back: its bridge (and with it the OpenFlow socket and
-  # antrea-gw0, and so every route through it) is gone and only a new
-  # agent creates them; restart-agent then stops it before the new one
-  # starts. Checked below: nothing is there just before the restart.
+  # The running agent is stopped first: it would put a deleted bridge back
+  # (its bridge monitor) and restore deleted routes (its route watcher).
+  # restart-agent then finds no agent to stop and starts a new one.
+  # Checked below: nothing is there just before the start.
+  local old
+  procstat "${f}" "cold${rep}_before"
+  old="$(agent_pid)"
+  kill -TERM "${old}" 2>/dev/null || true
+  for _ in $(seq 150); do [[ -d "/proc/${old}" ]] || break; sleep 0.1; done
+  [[ ! -d "/proc/${old}" ]] || die "agent ${old} still running 15 s after SIGTERM"
   in_node ovs-vsctl --timeout=30 del-br br-int
   in_node ip route flush proto 94
   [[ "$(in_node ovs-vsctl --timeout=30 list-br | grep -cx br-int || true)" == 0 ]] || die "br-int still there after del-br"
   [[ "$(route_count)" == 0 ]] || die "routes with proto 94 still there after the flush"
   from="$(wc -l <"${AGENT_LOG}")"
-  procstat "${f}" "cold${rep}_before"
   put "${f}" "cold${rep}_load" "$(load)"
   t0="$(now)"
   "${LC[@]}" restart-agent "${NODE}" >&2
