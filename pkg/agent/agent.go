@@ -66,8 +66,15 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	if err := nodeInformer.Informer().SetTransform(noderoute.TrimNode); err != nil {
 		return fmt.Errorf("set Node informer transform: %w", err)
 	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	// Its own context: Shutdown waits for the informer to stop, which
+	// must happen however Run returns (an error in the OVS set-up must
+	// not leave the agent hanging instead of exiting).
+	informerCtx, stopInformer := context.WithCancel(ctx)
+	factory.Start(informerCtx.Done())
+	defer func() {
+		stopInformer()
+		factory.Shutdown()
+	}()
 
 	ovsdb, err := ovsconfig.New(ctx, cfg.DBSocket())
 	if err != nil {
