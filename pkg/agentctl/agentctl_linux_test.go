@@ -47,9 +47,10 @@ func setUp(t *testing.T) *node {
 func setUpWith(t *testing.T, nodes []runtime.Object) *node {
 	t.Helper()
 	host := nodesim.NewHost(t)
-	// A long resync period, so that routes deleted by hand stay deleted
-	// until check has seen it.
+	// A long resync period and no route watcher or flow check, so that
+	// drift made by hand stays until check has seen it.
 	agent := host.NewAgent(t, fake.NewSimpleClientset(nodes...), time.Hour)
+	agent.NoRepair = true
 
 	m := metrics.New()
 	msrv, err := m.Serve("127.0.0.1:0")

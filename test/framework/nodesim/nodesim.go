@@ -95,6 +95,9 @@ type Agent struct {
 	// Monitor puts the bridge and gateway back as agent.Run's does, and
 	// asks Ctrl for a route reconcile when it re-configured the gateway.
 	Monitor *agent.BridgeMonitor
+	// NoRepair, set before Run, leaves out the route watcher and the flow
+	// check, so that drift made by hand stays (tests of agentctl check).
+	NoRepair bool
 
 	ovsdb       *ovsconfig.Client
 	ns          netns.NsHandle
@@ -177,6 +180,9 @@ func (a *Agent) Run(t testing.TB) {
 	// check at its default period.
 	go func() {
 		defer close(a.repairDone)
+		if a.NoRepair {
+			return
+		}
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			if err := route.WatchRoutes(a.ctx, &a.ns, a.Ctrl.RequestRouteReconcile); err != nil {
