@@ -43,6 +43,9 @@ IP_FAMILY="${NRT_IP_FAMILY:-ipv4}"
 CONVERGE_TIMEOUT="${NRT_CONVERGE_TIMEOUT:-120}"
 AGENT_VERBOSITY="${NRT_AGENT_V:-2}"
 TOKEN_DURATION="${NRT_TOKEN_DURATION:-8760h}"
+# Capabilities agents start with: empty (the default) runs them as root with
+# every capability, as before; otherwise see agent_launcher.
+AGENT_CAPS="${NRT_AGENT_CAPS:-}"
 RECREATE=0
 
 usage() {
@@ -69,14 +72,18 @@ Commands:
         bin/ first in PATH. NODE 'net' is the underlay/control-plane namespace.
   kubectl ARGS...
         kubectl as cluster admin (runs inside <name>-net).
-  restart-agent NODE [--kill]
+  restart-agent NODE [--kill] [--caps CAPS]
         SIGTERM (--kill: SIGKILL) NODE's agent and start it again, with the
         current bin/noderoute-agent (run 'make build' first to pick up changes).
+        --caps: start it with only these capabilities (e.g. net_admin, or
+        none), as root, through setpriv (see NRT_AGENT_CAPS).
   logs NODE [-f] [-n LINES]
         Tail NODE's agent log (default 100 lines; -f follows).
-  stop-api / start-api
+  stop-api / start-api [--etcd-only]
         Stop kube-apiserver and etcd (the agents keep running) / start them
         again with the same data and credentials, and wait until ready.
+        --etcd-only starts etcd alone (the API server stays down) and waits
+        until it answers on ${ETCD_CLIENT_URL} in <name>-net.
 
 exec and kubectl take --name before their arguments ('exec --name X NODE --
 CMD', 'kubectl --name X -- get nodes'); a '--' ends the script's options.
@@ -94,6 +101,10 @@ Options (and environment variables):
   --ipv4               IPv4 only, the default (NRT_IP_FAMILY=ipv4)
   --timeout SECONDS    bound on waiting for convergence (NRT_CONVERGE_TIMEOUT, default 120)
   NRT_AGENT_V          agent -v level (default 2)
+  NRT_AGENT_CAPS       capabilities agents start with (up, restart-agent): empty (default)
+                       as root with all of them; otherwise a comma-separated list such as
+                       net_admin (or none): root, that bounding set, no inheritable or
+                       ambient capabilities, no_new_privs (setpriv)
 EOF
 }
 
@@ -413,6 +424,21 @@ start_apiserver() {
   # the agents' watches well past 15s; with it, it exits in about a second.)
 }
 
+# wait_etcd: until etcd answers /health with true (HTTP through bash's
+# /dev/tcp inside <name>-net: no client binary needed).
+wait_etcd() {
+  local cp="${OUT_DIR}/control-plane" deadline=$((SECONDS + 60)) out=""
+  local hostport="${ETCD_CLIENT_URL#http://}"
+  # shellcheck disable=SC2016
+  until out="$(ip netns exec "${NET_NS}" timeout 5 bash -c 'exec 3<>"/dev/tcp/${0%:*}/${0#*:}" && printf "GET /health HTTP/1.0\r\n\r\n" >&3 && cat <&3' "${hostport}" 2>&1)" &&
+    [[ "${out}" == *'"health":"true"'* ]]; do
+    pid_alive "$(read_pid "${cp}/etcd.pid")" || die "etcd exited during start-up; tail of ${cp#"${REPO_ROOT}/"}/etcd.log:
+$(tail -n 30 "${cp}/etcd.log")"
+    ((SECONDS < deadline)) || die "etcd not healthy after 60s (last: ${out##*$'\n'})"
+    sleep 0.2
+  done
+}
+
 wait_apiserver() {
   local cp="${OUT_DIR}/control-plane" deadline=$((SECONDS + 120)) out=""
   until out="$(kubectl_admin get --raw /readyz 2>&1)" && [[ "${out}" == ok ]]; do
@@ -532,10 +558,35 @@ $(tail -n 20 "${ovs}/ovs-vswitchd.log")"
   done
 }
 
+# agent_launcher: the words that go before the agent's command line. With
+# AGENT_CAPS set, setpriv confines the agent the way the DaemonSet's
+# securityContext does (capabilities drop ALL + add, allowPrivilegeEscalation
+# false): still UID 0, bounding set = AGENT_CAPS, inheritable and ambient
+# sets empty, no_new_privs. For UID 0 the kernel then gives the agent
+# exactly the bounding set as permitted and effective capabilities.
+agent_launcher() {
+  LAUNCHER=()
+  [[ -n "${AGENT_CAPS}" ]] || return 0
+  local set="-all" c
+  if [[ "${AGENT_CAPS}" != none ]]; then
+    local -a list
+    IFS=, read -ra list <<<"${AGENT_CAPS}"
+    for c in "${list[@]}"; do
+      c="${c,,}"
+      c="${c#cap_}"
+      [[ "${c}" =~ ^[a-z_]+$ ]] || die "capability '${c}' in '${AGENT_CAPS}': want names like net_admin, comma-separated, or none"
+      set+=",+${c}"
+    done
+  fi
+  command -v setpriv >/dev/null 2>&1 || die "setpriv (util-linux) is needed to start agents with capabilities '${AGENT_CAPS}'"
+  LAUNCHER=(setpriv "--bounding-set=${set}" --inh-caps=-all --ambient-caps=-all --no-new-privs --)
+}
+
 start_agent() { # NODE
   local node=$1 dir ovs
   dir="$(node_dir "${node}")"
   ovs="$(node_ovs_dir "${node}")"
+  agent_launcher
   local -a extra=()
   # The local API socket is a file, shared by every namespace: one per node.
   # (Metrics listen on 127.0.0.1:9475, which is per network namespace.)
@@ -545,7 +596,7 @@ start_agent() { # NODE
     extra+=(--api-socket="${dir}/agent.sock")
   fi
   start_daemon "noderoute-agent(${node})" "${dir}/agent.pid" "${dir}/agent.log" "$(node_ns "${node}")" \
-    "${AGENT_BIN}" "${extra[@]}" \
+    "${LAUNCHER[@]}" "${AGENT_BIN}" "${extra[@]}" \
     --node-name="${node}" \
     --kubeconfig="${AGENT_KUBECONFIG}" \
     --ovs-rundir="${ovs}" \
@@ -618,6 +669,7 @@ cmd_up() {
   require_root
   derive
   derive_addresses
+  agent_launcher # checks NRT_AGENT_CAPS before anything is made
   local t0=${SECONDS} start_ns
   start_ns="$(date +%s%N)"
   if cluster_healthy; then
@@ -864,11 +916,32 @@ cmd_stop_api() {
   done
 }
 
-cmd_start_api() {
+cmd_start_api() { # [--etcd-only] and the common options
+  local etcd_only=0
+  local -a rest=()
+  while (($#)); do
+    case "$1" in
+      --etcd-only) etcd_only=1 ;;
+      *) rest+=("$1") ;;
+    esac
+    shift
+  done
+  parse_common_opts "${rest[@]}"
   require_root
   derive
   load_state
   local pid
+  if ((etcd_only)); then
+    pid="$(read_pid "${OUT_DIR}/control-plane/etcd.pid")"
+    if pid_alive "${pid}"; then
+      log "etcd of '${NAME}' is already running (pid ${pid})"
+    else
+      start_etcd
+    fi
+    wait_etcd
+    log "etcd of '${NAME}' ready (pid $(read_pid "${OUT_DIR}/control-plane/etcd.pid")); kube-apiserver $(pid_alive "$(read_pid "${OUT_DIR}/control-plane/kube-apiserver.pid")" && echo running || echo stopped)"
+    return 0
+  fi
   pid="$(read_pid "${OUT_DIR}/control-plane/kube-apiserver.pid")"
   if pid_alive "${pid}"; then
     log "kube-apiserver of '${NAME}' is already running (pid ${pid})"
@@ -887,6 +960,8 @@ cmd_restart_agent() { # NODE [--kill]
   while (($#)); do
     case "$1" in
       --kill) sig=KILL ;;
+      --caps) AGENT_CAPS="${2?--caps needs a value}"; shift ;;
+      --caps=*) AGENT_CAPS="${1#--caps=}" ;;
       --name) NAME="${2:?--name needs a value}"; derive; shift ;;
       --name=*) NAME="${1#--name=}"; derive ;;
       -*) die "restart-agent: unknown option $1" ;;
@@ -894,9 +969,10 @@ cmd_restart_agent() { # NODE [--kill]
     esac
     shift
   done
-  [[ -n "${node}" ]] || die "usage: restart-agent NODE [--kill]"
+  [[ -n "${node}" ]] || die "usage: restart-agent NODE [--kill] [--caps CAPS]"
   load_state
   require_node "${node}"
+  agent_launcher # checks --caps before the running agent is stopped
   stop_agent "${node}" "${sig}"
   install_agent_binary
   start_agent "${node}"
@@ -972,7 +1048,7 @@ main() {
     restart-agent) cmd_restart_agent "$@" ;;
     logs) cmd_logs "$@" ;;
     stop-api) parse_common_opts "$@"; cmd_stop_api ;;
-    start-api) parse_common_opts "$@"; cmd_start_api ;;
+    start-api) cmd_start_api "$@" ;;
     help|-h|--help) usage ;;
     *) usage >&2; die "unknown command '${cmd}'" ;;
   esac

@@ -17,6 +17,9 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 type kindProvider struct {
@@ -57,6 +60,33 @@ func (p *kindProvider) Kubectl(ctx context.Context, args ...string) (string, err
 
 func (p *kindProvider) KubectlStdin(ctx context.Context, stdin string, args ...string) (string, error) {
 	return run(ctx, stdin, "kubectl", append([]string{"--context", "kind-" + p.cluster}, args...)...)
+}
+
+// Clientset uses the kubeconfig's kind-<cluster> context, as Kubectl does.
+func (p *kindProvider) Clientset() (kubernetes.Interface, error) {
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		clientcmd.NewDefaultClientConfigLoadingRules(),
+		&clientcmd.ConfigOverrides{CurrentContext: "kind-" + p.cluster}).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 1e6, 1e6
+	cfg.UserAgent = "noderoute-e2e"
+	return kubernetes.NewForConfig(cfg)
+}
+
+// AgentID: the agent pod and its agent container's ID and restart count.
+func (p *kindProvider) AgentID(ctx context.Context, node string) (string, error) {
+	pod, err := p.agentPod(ctx, node)
+	if err != nil {
+		return "", err
+	}
+	out, err := p.Kubectl(ctx, "-n", "kube-system", "get", "pod", pod, "-o",
+		`jsonpath={.status.containerStatuses[?(@.name=="agent")].containerID} restarts {.status.containerStatuses[?(@.name=="agent")].restartCount}`)
+	if err != nil {
+		return "", fmt.Errorf("agent pod %s: %w: %s", pod, err, out)
+	}
+	return pod + " " + out, nil
 }
 
 // agentPod returns the agent pod running on node.

@@ -5,14 +5,24 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vishvananda/netns"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // localProvider drives the cluster of network namespaces made by
@@ -83,6 +93,221 @@ func (p *localProvider) run(ctx context.Context, stdin string, args ...string) (
 }
 
 func (p *localProvider) Nodes() []string { return p.nodes }
+
+// outDir is the cluster's directory (hack/local-cluster.sh's OUT_DIR).
+func (p *localProvider) outDir() string {
+	return filepath.Join(repoRoot(), "_output", "clusters", p.name)
+}
+
+// netNS is the path of the namespace holding etcd and the API server.
+func (p *localProvider) netNS() string { return "/var/run/netns/" + p.name + "-net" }
+
+// dialInNetNS opens a connection from inside the network namespace at
+// nsPath: the socket is created by a thread that entered the namespace (a
+// socket stays in the namespace it was created in), and the thread goes
+// back to its own namespace before anything else runs on it. Should going
+// back fail, the goroutine ends still locked to the thread, which the
+// runtime then never reuses. (Going back matters even then: the thread
+// may be the process's main thread, which the runtime cannot end, and
+// whose namespace is the one `ip netns pids` reports for the process; the
+// local cluster's down stops every process it finds in the cluster's
+// namespaces.)
+func dialInNetNS(ctx context.Context, nsPath, network, addr string) (net.Conn, error) {
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		own, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{nil, fmt.Errorf("current network namespace: %w", err)}
+			return
+		}
+		defer own.Close()
+		ns, err := netns.GetFromPath(nsPath)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{nil, fmt.Errorf("open network namespace %s: %w", nsPath, err)}
+			return
+		}
+		defer ns.Close()
+		if err := netns.Set(ns); err != nil {
+			if netns.Set(own) == nil {
+				runtime.UnlockOSThread()
+			}
+			ch <- result{nil, fmt.Errorf("enter network namespace %s: %w", nsPath, err)}
+			return
+		}
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, network, addr)
+		if netns.Set(own) == nil {
+			runtime.UnlockOSThread()
+		}
+		ch <- result{conn, err}
+	}()
+	r := <-ch
+	return r.conn, r.err
+}
+
+// Clientset: the admin kubeconfig, dialling from <name>-net (the API server
+// is not reachable from the root namespace). No client-side rate limit:
+// cases use it to make many calls at once.
+func (p *localProvider) Clientset() (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(p.outDir(), "admin.kubeconfig"))
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 1e6, 1e6
+	cfg.UserAgent = "noderoute-e2e"
+	nsPath := p.netNS()
+	cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return dialInNetNS(ctx, nsPath, network, addr)
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// agentPID is the pid in the node's agent.pid, if that process is alive.
+func (p *localProvider) agentPID(node string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(p.outDir(), node, "agent.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("agent of %s: %w", node, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("agent of %s: pidfile: %w", node, err)
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("agent of %s (pid %d) is not running", node, pid)
+	}
+	// The state follows the command name, which ends with the last ')'.
+	if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) == 0 || f[0] == "Z" || f[0] == "X" {
+		return 0, fmt.Errorf("agent of %s (pid %d) has exited", node, pid)
+	}
+	return pid, nil
+}
+
+// AgentID: the agent's pid and its start time (field 22 of /proc/<pid>/stat,
+// in clock ticks since boot), so that a reused pid is not taken for the
+// same process.
+func (p *localProvider) AgentID(_ context.Context, node string) (string, error) {
+	pid, err := p.agentPID(node)
+	if err != nil {
+		return "", err
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", fmt.Errorf("agent of %s (pid %d) is not running", node, pid)
+	}
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(f) < 20 {
+		return "", fmt.Errorf("agent of %s: short /proc/%d/stat", node, pid)
+	}
+	return fmt.Sprintf("pid %d started at tick %s", pid, f[19]), nil
+}
+
+func (p *localProvider) AgentStatus(node string) (map[string]string, error) {
+	pid, err := p.agentPID(node)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	status := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			status[k] = strings.TrimSpace(v)
+		}
+	}
+	return status, nil
+}
+
+func (p *localProvider) AgentSocket(node string) string {
+	return filepath.Join(p.outDir(), node, "agent.sock")
+}
+
+func (p *localProvider) RestartAgentWithCaps(ctx context.Context, node, caps string) error {
+	out, err := p.run(ctx, "", "restart-agent", "--name", p.name, node, "--caps", caps)
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, out)
+	}
+	return nil
+}
+
+// ExecInterruptible is Exec, stopped with SIGINT when ctx is done. The
+// process started is the command itself: hack/local-cluster.sh exec ends in
+// exec ip netns exec ... env ... CMD, each replacing the one before.
+func (p *localProvider) ExecInterruptible(ctx context.Context, node string, out io.Writer, cmd ...string) error {
+	c := exec.Command(p.script, append([]string{"exec", "--name", p.name, node, "--"}, cmd...)...)
+	c.Dir = repoRoot()
+	c.Stdout, c.Stderr = out, out
+	if err := c.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	_ = c.Process.Signal(os.Interrupt)
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		_ = c.Process.Kill()
+		<-done
+		return fmt.Errorf("%s did not stop within 10 s of SIGINT", cmd[0])
+	}
+}
+
+// etcdKeyOfNode is where kube-apiserver stores a Node (its default
+// --etcd-prefix /registry; Nodes have kept their old resource name,
+// minions, in the key).
+func etcdKeyOfNode(name string) string { return "/registry/minions/" + name }
+
+// DeleteNodeBehindAPIServer starts etcd alone (kube-apiserver stays down)
+// and deletes the Node's key through etcd's JSON gateway (POST
+// /v3/kv/deleterange, keys base64), dialling from <name>-net, where etcd
+// listens on 127.0.0.1:2379. etcd stays up; StartAPIServer then starts
+// kube-apiserver only.
+func (p *localProvider) DeleteNodeBehindAPIServer(ctx context.Context, name string) error {
+	if out, err := p.run(ctx, "", "start-api", "--name", p.name, "--etcd-only"); err != nil {
+		return fmt.Errorf("start etcd alone: %w: %s", err, out)
+	}
+	nsPath := p.netNS()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialInNetNS(ctx, nsPath, network, addr)
+		},
+	}}
+	body, _ := json.Marshal(map[string]string{"key": base64.StdEncoding.EncodeToString([]byte(etcdKeyOfNode(name)))})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://127.0.0.1:2379/v3/kv/deleterange", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("etcd deleterange %s: %w", etcdKeyOfNode(name), err)
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Deleted string `json:"deleted"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("etcd deleterange %s: HTTP %d, %v", etcdKeyOfNode(name), resp.StatusCode, err)
+	}
+	if answer.Deleted != "1" {
+		return fmt.Errorf("etcd deleterange %s deleted %q keys, want 1", etcdKeyOfNode(name), answer.Deleted)
+	}
+	return nil
+}
 
 func (p *localProvider) Kubectl(ctx context.Context, args ...string) (string, error) {
 	return p.run(ctx, "", append([]string{"kubectl", "--name", p.name, "--"}, args...)...)
