@@ -24,7 +24,7 @@ import (
 const Namespace = "noderoute"
 
 // syncTypes are the values of the "sync" label.
-var syncTypes = []noderoute.SyncType{noderoute.SyncNode, noderoute.SyncFull, noderoute.SyncResync}
+var syncTypes = []noderoute.SyncType{noderoute.SyncNode, noderoute.SyncFull, noderoute.SyncResync, noderoute.SyncRepair}
 
 // Sources are where the gauges read their values. Each may be nil until the
 // part of the agent behind it exists; a nil source reads as 0 (not
@@ -63,7 +63,7 @@ func New() *Metrics {
 	m.syncDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace,
 		Name:      "sync_duration_seconds",
-		Help:      "Duration of syncs: sync=node is one Node, sync=full one attempt at the first full sync (every Node and the clean-up), sync=resync one periodic route reconciliation.",
+		Help:      "Duration of syncs: sync=node is one Node, sync=full one attempt at the first full sync (every Node and the clean-up), sync=resync one periodic route reconciliation, sync=repair one route reconciliation on request (a route of ours deleted or replaced, the gateway interface re-created).",
 		// 1 ms to 60 s.
 		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 	}, []string{"sync"})

@@ -20,8 +20,9 @@ import (
 //     quadratic, see docs/performance.md);
 //  3. the removal of the old responders, again one call.
 //
-// A Node that fails keeps what it had (c.installed) and its error is
-// returned; the others go on. Callers hold c.mu.
+// A Node that fails before its routes are all in place keeps what it had
+// (c.installed) and its error is returned; the others go on. Callers hold
+// c.mu.
 func (c *Controller) applyAll(names []string, plan map[string][]podSubnet) map[string]error {
 	errs := map[string]error{}
 	changing := make([]string, 0, len(names))
@@ -61,25 +62,49 @@ func (c *Controller) applyAll(names []string, plan map[string][]podSubnet) map[s
 			final[name] = gatewaysOf(want)
 		}
 	}
-	c.installFlows(final, errs, "remove old ARP/NDP responders")
+	finalErrs := map[string]error{}
+	c.installFlows(final, finalErrs, "remove old ARP/NDP responders")
 	c.phases.add(phaseOldFlows, phaseStart)
 
 	for _, name := range changing {
 		if errs[name] != nil {
-			// Take back the claims the plan made.
+			// Its routes are not (all) as planned: it keeps what it
+			// had, claims included.
 			c.claims.set(name, c.installed[name])
 			continue
 		}
+		// Its routes are as planned, so that is what is installed
+		// (the route reconcile goes by it). Old responders that could
+		// not be removed go at the retry, whose first phase diffs
+		// against them.
 		c.recordInstalled(name, plan[name])
+		if err := finalErrs[name]; err != nil {
+			errs[name] = err
+		}
 	}
 	if released || len(errs) > 0 {
-		// A Node waiting for a CIDR that overlapped a released (or
-		// no longer planned) one may now get it.
+		// A Node waiting for a CIDR that overlapped a released one,
+		// or one a failed Node no longer claims, may now get it. Not
+		// the failed ones: they are retried rate-limited, and an
+		// immediate Add would bypass that.
 		for blocked := range c.blocked {
-			c.queue.Add(blocked)
+			if errs[blocked] == nil {
+				c.queue.Add(blocked)
+			}
 		}
 	}
 	return errs
+}
+
+// unionSubnets returns the subnets of a and those of b not in a.
+func unionSubnets(a, b []podSubnet) []podSubnet {
+	out := append([]podSubnet(nil), a...)
+	for _, s := range b {
+		if !containsSubnet(a, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // installFlows sets the responders of every Node in gateways in one call.

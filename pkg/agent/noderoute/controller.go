@@ -242,7 +242,7 @@ func (c *Controller) serveReconcileRequests(ctx context.Context) {
 		}
 		start := time.Now()
 		restored, deleted, err := c.reconcileRoutesCounted()
-		c.observe(SyncResync, start, err)
+		c.observe(SyncRepair, start, err)
 		if err != nil {
 			klog.ErrorS(err, "Route reconcile on request failed", "duration", time.Since(start))
 			continue
@@ -374,8 +374,8 @@ func (c *Controller) syncNode(name string) error {
 // them (see applyAll), and returns the errors by Node name. The local Node
 // goes first, so that the overlap checks know its pod CIDRs. The wanted
 // subnets of each remote Node are claimed in c.claims as they are planned,
-// so that Nodes later in the batch are checked against them; the claims of
-// Nodes that then fail are taken back.
+// (together with what they still have) so that Nodes later in the batch are
+// checked against them; the claims of Nodes that then fail are taken back.
 func (c *Controller) syncNodes(names []string) map[string]error {
 	errs := map[string]error{}
 	nodes := map[string]*corev1.Node{}
@@ -421,7 +421,12 @@ func (c *Controller) syncNodes(names []string) map[string]error {
 		}
 		order = append(order, name)
 		plan[name] = want
-		c.claims.set(name, want)
+		// Claimed with what it still has: a CIDR it gives up stays
+		// its own until its route is gone (recordInstalled), so no
+		// Node later in the batch takes it over while its old route
+		// and responder are still there; that Node waits (blocked)
+		// and is synced again once the CIDR is released.
+		c.claims.set(name, unionSubnets(want, c.installed[name]))
 	}
 	for name, err := range c.applyAll(order, plan) {
 		errs[name] = err

@@ -21,6 +21,10 @@ const (
 	// SyncResync is the periodic pass (every resync period) that compares
 	// our routes in the kernel with what the Nodes want and repairs them.
 	SyncResync SyncType = "resync"
+	// SyncRepair is a route reconcile on request (RequestRouteReconcile:
+	// the route watcher saw a route of ours deleted or replaced, or the
+	// bridge monitor re-created the gateway interface).
+	SyncRepair SyncType = "repair"
 )
 
 // Kinds of sync errors, as ErrorKind returns them.
