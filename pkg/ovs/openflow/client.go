@@ -53,6 +53,9 @@ type OFClient struct {
 	// flowStats collects the replies to our flow stats requests
 	// (flowstats.go); it has a lock of its own.
 	flowStats flowStatsCollector
+	// flowCounts collects the replies to our aggregate flow stats
+	// requests (flowcount.go).
+	flowCounts flowCounts
 }
 
 var _ Client = (*OFClient)(nil)
@@ -393,6 +396,7 @@ func (e *switchEvents) PacketRcvd(*ofctrl.OFSwitch, *ofctrl.PacketIn) {}
 
 func (e *switchEvents) MultipartReply(_ *ofctrl.OFSwitch, reply *openflow13.MultipartReply) {
 	e.client.flowStats.deliver(reply)
+	e.client.flowCounts.deliver(reply)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

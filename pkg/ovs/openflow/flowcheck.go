@@ -129,9 +129,11 @@ func firstFew(names []string) []string {
 // repairFlows is RepairFlows; it returns the restored flows as ovs-ofctl
 // would name them (table, priority and match).
 func (c *OFClient) repairFlows(ctx context.Context) ([]string, error) {
-	round, wanted, err := c.snapshotWantedFlows()
-	if err != nil || wanted == nil {
-		return nil, err
+	c.mu.Lock()
+	initialized, round, counts := c.initialized, c.pipe.round, c.wantedCountsLocked()
+	c.mu.Unlock()
+	if !initialized {
+		return nil, nil
 	}
 	sw := c.currentSwitch()
 	if sw == nil {
@@ -139,6 +141,16 @@ func (c *OFClient) repairFlows(ctx context.Context) ([]string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, flowDumpTimeout)
 	defer cancel()
+	// Counting first (flowcount.go): the usual check ends here.
+	if same, err := c.countsMatch(ctx, sw, round, counts); err != nil {
+		klog.V(2).InfoS("Counting flows failed, dumping them", "bridge", c.bridge, "err", err)
+	} else if same {
+		return nil, nil
+	}
+	round, wanted, err := c.snapshotWantedFlows()
+	if err != nil || wanted == nil {
+		return nil, err
+	}
 	allThere := func(seen map[flowID]bool) bool { return len(missingFlows(wanted, seen)) == 0 }
 	have, err := c.dumpFlows(ctx, sw, round, allThere, flowDumpSettle)
 	if err != nil {

@@ -295,3 +295,35 @@ func vswitchdCPU(tb testing.TB, pid int) time.Duration {
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
+
+// TestFlowCountsOnRealBridge: the aggregate counts that let a check skip
+// the dump are those of our round only, per table, and change when a flow
+// of ours goes (foreign flows in the same tables do not count).
+func TestFlowCountsOnRealBridge(t *testing.T) {
+	inst, c := setUpDriftBridge(t)
+	c.mu.Lock()
+	round, want := c.pipe.round, c.wantedCountsLocked()
+	c.mu.Unlock()
+	// Base flows plus 2 ARP and 2 NDP responders.
+	if want[ArpResponderTable] != 4 || want[NdpResponderTable] != 4 {
+		t.Fatalf("wanted counts %v: want 4 in table 20 (2 base flows, 2 responders) and 4 in table 21", want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	have, err := c.flowCounts.count(ctx, c.currentSwitch(), round, Tables())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for table, n := range want {
+		if have[table] != n {
+			t.Errorf("table %d: %d flows of round %d on the bridge, want %d", table, have[table], round, n)
+		}
+	}
+	if same, err := c.countsMatch(ctx, c.currentSwitch(), round, want); err != nil || !same {
+		t.Fatalf("countsMatch on the intact bridge = %v, %v", same, err)
+	}
+	ofctl(t, inst, "del-flows", "br-int", "table=21,icmp6,icmp_type=135,nd_target=fd00:10:222::1")
+	if same, err := c.countsMatch(ctx, c.currentSwitch(), round, want); err != nil || same {
+		t.Fatalf("countsMatch after deleting a responder = %v, %v; want false", same, err)
+	}
+}

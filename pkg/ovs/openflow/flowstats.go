@@ -42,10 +42,13 @@ type flowStatsCollector struct {
 	pending map[uint32]*flowStatsDump
 }
 
-// flowStatsDump is what has arrived for the requests of one dump.
+// flowStatsDump is what has arrived for the requests of one dump: the IDs
+// of the flows only. Each part is reduced to IDs as it arrives, so that a
+// dump of thousands of flows never holds their decoded form (about 20 MB
+// at 5000 flows) at once.
 type flowStatsDump struct {
-	mu    sync.Mutex
-	flows []*openflow13.FlowStats
+	mu  sync.Mutex
+	ids []flowID
 	// open holds the xids whose last part (the one without
 	// OFPMPF_REPLY_MORE) has not arrived yet.
 	open map[uint32]bool
@@ -95,12 +98,22 @@ func (c *flowStatsCollector) deliver(reply *openflow13.MultipartReply) {
 }
 
 func (d *flowStatsDump) add(reply *openflow13.MultipartReply) {
-	d.mu.Lock()
+	var ids []flowID
 	for _, m := range reply.Body {
 		if fs, ok := m.(*openflow13.FlowStats); ok && fs != nil {
-			d.flows = append(d.flows, fs)
+			id, err := flowStatsID(fs)
+			if err != nil {
+				// A flow whose match libOpenflow could not
+				// decode: if it is one we want, it is
+				// re-added.
+				klog.V(2).InfoS("Ignoring a flow of the dump", "table", fs.TableId, "priority", fs.Priority, "cookie", fmt.Sprintf("%#x", fs.Cookie), "err", err)
+				continue
+			}
+			ids = append(ids, id)
 		}
 	}
+	d.mu.Lock()
+	d.ids = append(d.ids, ids...)
 	if reply.Flags&openflow13.OFPMPF_REPLY_MORE == 0 {
 		delete(d.open, reply.Xid)
 	}
@@ -111,12 +124,12 @@ func (d *flowStatsDump) add(reply *openflow13.MultipartReply) {
 	}
 }
 
-// since returns the flows that arrived after the first n, and whether every
-// request's last part has arrived.
-func (d *flowStatsDump) since(n int) ([]*openflow13.FlowStats, bool) {
+// since returns the IDs of the flows that arrived after the first n, and
+// whether every request's last part has arrived.
+func (d *flowStatsDump) since(n int) ([]flowID, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.flows[n:], len(d.open) == 0
+	return d.ids[n:], len(d.open) == 0
 }
 
 // wait returns the IDs of the flows of the dump once every request's last
@@ -165,15 +178,9 @@ func (d *flowStatsDump) wait(ctx context.Context, complete func(map[flowID]bool)
 	}
 }
 
-// addFlowIDs adds the IDs of flows to seen. A flow whose match libOpenflow
-// could not decode is left out: if it is one we want, it is re-added.
-func addFlowIDs(seen map[flowID]bool, flows []*openflow13.FlowStats) {
-	for _, fs := range flows {
-		id, err := flowStatsID(fs)
-		if err != nil {
-			klog.V(2).InfoS("Ignoring a flow of the dump", "table", fs.TableId, "priority", fs.Priority, "cookie", fmt.Sprintf("%#x", fs.Cookie), "err", err)
-			continue
-		}
+// addFlowIDs adds ids to seen.
+func addFlowIDs(seen map[flowID]bool, ids []flowID) {
+	for _, id := range ids {
 		seen[id] = true
 	}
 }
