@@ -14,16 +14,18 @@ BINARIES      := noderoute-agent agentctl
 # packages sequential so their OVS instances do not starve each other.
 TEST_FLAGS    ?= -count=1 -p 1
 
-.PHONY: all build test test-e2e test-unit test-integration check-fmt vet clean k8s-binaries help
+.PHONY: test-fuzz all build test test-e2e test-unit test-integration check-fmt vet clean k8s-binaries help
 
 all: build
 
 help:
 	@echo "make build             build $(BINARIES) into $(BIN_DIR)/"
-	@echo "make test              vet, gofmt check, unit and integration tests (integration needs root)"
+	@echo "make test              vet, gofmt check, unit and integration tests, a short fuzz run, deploy and e2e tests (root for all but unit)"
 	@echo "make test-unit         unit tests only (no root needed)"
 	@echo "make test-integration  integration tests only (root, OVS installed)"
 	@echo "make test-e2e          end-to-end tests on a local cluster of network namespaces (root)"
+	@echo "make test-fuzz         fuzz the pod-CIDR parser for FUZZTIME (default 10s)"
+	@echo "make bench             the scale benchmark (root; docs/performance.md)"
 	@echo "make demo              bring up a 3-node local cluster and show worker1's table 20 and routes"
 	@echo "make cluster-down      tear the demo cluster down"
 	@echo "make k8s-binaries      build kube-apiserver, etcd, kubectl into _output/bin (once)"
@@ -46,8 +48,15 @@ vet:
 # the server-side dry runs.
 test: check-fmt vet build
 	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v /test/deploy)
+	$(MAKE) test-fuzz
 	$(MAKE) test-deploy
 	$(MAKE) test-e2e
+
+# A short fuzz run of the Node -> desired state parser (the committed corpus
+# in pkg/agent/noderoute/testdata/fuzz is replayed by every go test too).
+FUZZTIME ?= 10s
+test-fuzz:
+	$(GO) test -run '^$$' -fuzz=FuzzParsePodSubnets -fuzztime=$(FUZZTIME) ./pkg/agent/noderoute/
 
 # End-to-end: a local cluster (hack/local-cluster.sh, cluster name nrt-e2e)
 # of network namespaces with a real API server; needs root.

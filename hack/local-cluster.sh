@@ -102,6 +102,7 @@ Options (and environment variables):
   --timeout SECONDS    bound on waiting for convergence (NRT_CONVERGE_TIMEOUT, default 120)
   NRT_AGENT_V          agent -v level (default 2)
   NRT_AGENT_CAPS       capabilities agents start with (up, restart-agent): empty (default)
+  NRT_AGENT_ARGS       extra agent flags, split on spaces (e.g. --flow-check-period=0)
                        as root with all of them; otherwise a comma-separated list such as
                        net_admin (or none): root, that bounding set, no inheritable or
                        ambient capabilities, no_new_privs (setpriv)
@@ -603,7 +604,7 @@ start_agent() { # NODE
     --ovs-datapath-type=netdev \
     --ovs-bridge=br-int \
     --gateway-interface=antrea-gw0 \
-    -v="${AGENT_VERBOSITY}"
+    -v="${AGENT_VERBOSITY}" ${NRT_AGENT_ARGS:-}
 }
 
 stop_agent() { # NODE SIGNAL

@@ -51,3 +51,23 @@ func TestHostileCIDRKinds(t *testing.T) {
 		}
 	}
 }
+
+// A pod CIDR changing back and forth quickly ends, whatever the batches the
+// events fell into, with exactly the last one installed and nothing of the
+// others left behind.
+func TestPodCIDRFlapping(t *testing.T) {
+	env := start(t, []*corev1.Node{node("worker1", "10.222.1.0/24"), node("worker2", "10.222.2.0/24")})
+	env.eventually(t, []string{"worker2:10.222.2.1"}, []string{"10.222.2.0/24 via 10.222.2.1"})
+	cidrs := []string{"10.222.9.0/24", "10.222.2.0/24"}
+	for i := range 100 {
+		if _, err := env.client.CoreV1().Nodes().Update(ctx, node("worker2", cidrs[i%2]), metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last update (i = 99) set 10.222.2.0/24.
+	env.eventually(t, []string{"worker2:10.222.2.1"}, []string{"10.222.2.0/24 via 10.222.2.1"})
+	if _, err := env.client.CoreV1().Nodes().Update(ctx, node("worker2", "10.222.9.0/24"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.eventually(t, []string{"worker2:10.222.9.1"}, []string{"10.222.9.0/24 via 10.222.9.1"})
+}
