@@ -129,23 +129,30 @@ func firstFew(names []string) []string {
 // repairFlows is RepairFlows; it returns the restored flows as ovs-ofctl
 // would name them (table, priority and match).
 func (c *OFClient) repairFlows(ctx context.Context) ([]string, error) {
-	c.mu.Lock()
-	initialized, round, counts := c.initialized, c.pipe.round, c.wantedCountsLocked()
-	c.mu.Unlock()
-	if !initialized {
-		return nil, nil
-	}
 	sw := c.currentSwitch()
-	if sw == nil {
-		return nil, fmt.Errorf("not connected to bridge %s at %s", c.bridge, c.sock)
-	}
 	ctx, cancel := context.WithTimeout(ctx, flowDumpTimeout)
 	defer cancel()
-	// Counting first (flowcount.go): the usual check ends here.
-	if same, err := c.countsMatch(ctx, sw, round, counts); err != nil {
-		klog.V(2).InfoS("Counting flows failed, dumping them", "bridge", c.bridge, "err", err)
-	} else if same {
-		return nil, nil
+	// Counting first (flowcount.go): the usual check ends here. A count
+	// can differ because a Node's flows changed between the snapshot and
+	// the bridge's answer; so it is taken twice before the dump.
+	for attempt := 0; attempt < 2; attempt++ {
+		c.mu.Lock()
+		initialized, round, counts := c.initialized, c.pipe.round, c.wantedCountsLocked()
+		c.mu.Unlock()
+		if !initialized {
+			return nil, nil
+		}
+		if sw == nil {
+			return nil, fmt.Errorf("not connected to bridge %s at %s", c.bridge, c.sock)
+		}
+		same, err := c.countsMatch(ctx, sw, round, counts)
+		if err != nil {
+			klog.V(2).InfoS("Counting flows failed, dumping them", "bridge", c.bridge, "err", err)
+			break
+		}
+		if same {
+			return nil, nil
+		}
 	}
 	round, wanted, err := c.snapshotWantedFlows()
 	if err != nil || wanted == nil {
