@@ -1,7 +1,6 @@
 package noderoute
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -33,28 +32,7 @@ func manyNodes(n int) []runtime.Object {
 func runLogged(t *testing.T, routes *route.Fake, objs ...runtime.Object) (*Controller, *orderLog) {
 	t.Helper()
 	log := &orderLog{}
-	client := fake.NewSimpleClientset(objs...)
-	factory := informers.NewSharedInformerFactory(client, 0)
-	ctrl, err := NewController(localNode, factory.Core().V1().Nodes(),
-		loggedFlows{openflow.NewFake(), log}, loggedRoutes{routes, log}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
-	factory.Start(ctx.Done())
-	go func() {
-		defer close(done)
-		if err := ctrl.Run(ctx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	select {
-	case <-ctrl.FullSyncDone():
-	case <-time.After(10 * time.Second):
-		t.Fatal("first full sync not done after 10s")
-	}
+	ctrl := runController(t, fake.NewSimpleClientset(objs...), loggedFlows{openflow.NewFake(), log}, loggedRoutes{routes, log}, nil)
 	return ctrl, log
 }
 

@@ -65,15 +65,23 @@ func startWith(t *testing.T, nodes []*corev1.Node, obs Observer, kernel ...route
 		flows:  openflow.NewFake(),
 		routes: route.NewFake(kernel...),
 	}
-	factory := informers.NewSharedInformerFactory(env.client, 0)
-	ctrl, err := NewController(localNode, factory.Core().V1().Nodes(), env.flows, env.routes, time.Hour)
+	env.ctrl = runController(t, env.client, env.flows, env.routes, obs)
+	return env
+}
+
+// runController runs a controller for worker1 over client's Nodes and the
+// data-plane clients given, with obs (nil for none), until the test ends,
+// and waits for its first full sync.
+func runController(t *testing.T, client kubernetes.Interface, flows openflow.Client, routes route.Interface, obs Observer) *Controller {
+	t.Helper()
+	factory := informers.NewSharedInformerFactory(client, 0)
+	ctrl, err := NewController(localNode, factory.Core().V1().Nodes(), flows, routes, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if obs != nil {
 		ctrl.SetObserver(obs)
 	}
-	env.ctrl = ctrl
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
@@ -89,7 +97,7 @@ func startWith(t *testing.T, nodes []*corev1.Node, obs Observer, kernel ...route
 	case <-time.After(10 * time.Second):
 		t.Fatal("first full sync not done after 10s")
 	}
-	return env
+	return ctrl
 }
 
 // state renders the fakes as "node:gateway" flows and "dst via gw" routes.

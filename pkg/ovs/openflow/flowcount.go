@@ -101,13 +101,7 @@ func aggregateRequest(table uint8, round uint16) *openflow13.MultipartRequest {
 	body.OutGroup = openflow13.OFPG_ANY
 	body.Cookie = Cookie{Round: round}.Uint64()
 	body.CookieMask = RoundMask
-	req := &openflow13.MultipartRequest{
-		Header: openflow13.NewOfp13Header(),
-		Type:   openflow13.MultipartType_Aggregate,
-		Body:   body,
-	}
-	req.Header.Type = openflow13.Type_MultiPartRequest
-	return req
+	return multipartRequest(openflow13.MultipartType_Aggregate, body)
 }
 
 // wantedCountsLocked returns, per table of Tables(), how many flows of the

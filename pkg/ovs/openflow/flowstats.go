@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/contiv/libOpenflow/openflow13"
+	"github.com/contiv/libOpenflow/util"
 	"github.com/wenyingd/ofnet/ofctrl"
 	"k8s.io/klog/v2"
 )
@@ -191,9 +192,15 @@ func flowStatsRequest(table uint8, round uint16) *openflow13.MultipartRequest {
 	body.TableId = table
 	body.Cookie = Cookie{Round: round}.Uint64()
 	body.CookieMask = RoundMask
+	return multipartRequest(openflow13.MultipartType_Flow, body)
+}
+
+// multipartRequest wraps body in a multipart request of type typ, with a
+// fresh xid.
+func multipartRequest(typ uint16, body util.Message) *openflow13.MultipartRequest {
 	req := &openflow13.MultipartRequest{
 		Header: openflow13.NewOfp13Header(),
-		Type:   openflow13.MultipartType_Flow,
+		Type:   typ,
 		Body:   body,
 	}
 	req.Header.Type = openflow13.Type_MultiPartRequest
