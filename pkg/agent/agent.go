@@ -174,6 +174,13 @@ func Run(ctx context.Context, cfg *config.Config) error {
 			klog.ErrorS(err, "Route watcher not running: routes changed by hand are repaired by the periodic resync only", "resyncPeriod", cfg.ResyncPeriod.Duration)
 		}
 	})
+	// IPv4 routes through the gateway interface vanish silently when it
+	// goes down; they are put back when it comes up again.
+	repairers.Go(func() {
+		if err := route.WatchLinkUp(repairCtx, nil, cfg.GatewayInterface, ctrl.RequestRouteReconcile); err != nil {
+			klog.ErrorS(err, "Gateway interface watcher not running", "interface", cfg.GatewayInterface)
+		}
+	})
 	if period := cfg.FlowCheckPeriod.Duration; period > 0 {
 		repairers.Go(func() { flows.RunFlowCheck(repairCtx, period) })
 	}

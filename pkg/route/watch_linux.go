@@ -86,7 +86,8 @@ const (
 // Limitation: the kernel deletes IPv4 routes silently (no RTM_DELROUTE)
 // when their interface goes down or is deleted; only the IPv6 ones are
 // notified. Repairing that is up to whoever watches the gateway interface
-// (the routes cannot come back before the interface does anyway).
+// (the routes cannot come back before the interface does anyway):
+// WatchLinkUp and the agent's bridge monitor.
 func WatchRoutes(ctx context.Context, ns *netns.NsHandle, onChange func()) error {
 	return defaultWatcher(onChange).run(ctx, ns)
 }

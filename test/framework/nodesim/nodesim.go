@@ -189,6 +189,11 @@ func (a *Agent) Run(t testing.TB) {
 				t.Errorf("route watcher: %v", err)
 			}
 		})
+		wg.Go(func() {
+			if err := route.WatchLinkUp(a.ctx, &a.ns, GatewayInterface, a.Ctrl.RequestRouteReconcile); err != nil {
+				t.Errorf("gateway interface watcher: %v", err)
+			}
+		})
 		wg.Go(func() { a.Flows.RunFlowCheck(a.ctx, openflow.DefaultFlowCheckPeriod) })
 		wg.Wait()
 	}()

@@ -1,0 +1,110 @@
+package route
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+)
+
+// WatchLinkUp calls onUp each time the interface named name comes up (its
+// IFF_UP flag set after it was down or missing) in the network namespace ns
+// (nil: the calling thread's), until ctx ends.
+//
+// Why: setting an interface down makes the kernel delete the IPv4 routes
+// through it without any notification (WatchRoutes cannot see that), and
+// they cannot be put back while it is down (the kernel refuses an onlink
+// nexthop on a down device). So the repair has to run when it comes back
+// up. A down-up flap between two checks of the bridge monitor (every
+// second) is otherwise only repaired by the periodic resync.
+//
+// Subscription failures are logged and the subscription is made again,
+// 100 ms after the first failure, doubling to 5 s; onUp is called after a
+// resubscription, as a change may have been missed. It returns an error
+// only if onUp is nil or the namespace cannot be opened.
+func WatchLinkUp(ctx context.Context, ns *netns.NsHandle, name string, onUp func()) error {
+	if onUp == nil {
+		return fmt.Errorf("watch link %s: onUp is nil", name)
+	}
+	nsHandle, closeNS, err := watchNamespace(ns)
+	if err != nil {
+		return err
+	}
+	defer closeNS()
+	backoff := watchMinBackoff
+	for first := true; ; first = false {
+		started := time.Now()
+		err := followLink(ctx, nsHandle, name, onUp, !first)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(started) > 10*watchMaxBackoff {
+			backoff = watchMinBackoff // it had worked for a while
+		}
+		klog.ErrorS(err, "Link subscription failed, resubscribing", "interface", name, "retryIn", backoff)
+		if !sleepCtx(ctx, backoff) {
+			return nil
+		}
+		backoff = min(2*backoff, watchMaxBackoff)
+	}
+}
+
+// followLink subscribes once and follows name's state until ctx ends (nil)
+// or the subscription fails. With resubscribed, onUp is called once the
+// subscription is in place.
+func followLink(ctx context.Context, ns netns.NsHandle, name string, onUp func(), resubscribed bool) error {
+	updates := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	defer close(done)
+	errs := make(chan error, 1)
+	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+		Namespace: &ns,
+		ErrorCallback: func(err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to link notifications: %w", err)
+	}
+	// The state before the first notification: read after subscribing,
+	// so that no change falls between the read and the subscription.
+	up := false
+	if h, err := netlink.NewHandleAt(ns); err == nil {
+		if link, err := h.LinkByName(name); err == nil {
+			up = link.Attrs().Flags&net.FlagUp != 0
+		}
+		h.Close()
+	}
+	if resubscribed {
+		onUp()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errs:
+			return err
+		case u, ok := <-updates:
+			if !ok {
+				return fmt.Errorf("link subscription closed")
+			}
+			if u.Link == nil || u.Link.Attrs().Name != name {
+				continue
+			}
+			nowUp := u.Header.Type != unix.RTM_DELLINK && u.Link.Attrs().Flags&net.FlagUp != 0
+			if nowUp && !up {
+				klog.V(2).InfoS("Gateway interface came up", "interface", name)
+				onUp()
+			}
+			up = nowUp
+		}
+	}
+}
