@@ -15,7 +15,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
@@ -126,8 +125,13 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		}
 		defer api.Close()
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), nodeInformer.Informer().HasSynced) {
-		return fmt.Errorf("Node informer did not sync: %w", ctx.Err())
+	// Polled every 10 ms rather than with cache.WaitForCacheSync's 100 ms:
+	// the informer's list ends at an arbitrary moment and everything after
+	// waits for it (up to 0.1 s of a 1.3 s cold start at 5000 Nodes).
+	if err := wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
+		return nodeInformer.Informer().HasSynced(), nil
+	}); err != nil {
+		return fmt.Errorf("Node informer did not sync: %w", err)
 	}
 
 	gateways, err := waitForLocalGateways(ctx, nodeInformer.Lister(), cfg.NodeName)
