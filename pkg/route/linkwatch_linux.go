@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -60,16 +61,36 @@ func WatchLinkUp(ctx context.Context, ns *netns.NsHandle, name string, onUp func
 func followLink(ctx context.Context, ns netns.NsHandle, name string, onUp func(), resubscribed bool) error {
 	updates := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
-	defer close(done)
-	errs := make(chan error, 1)
+	defer func() {
+		close(done)
+		// The library's reader may be blocked sending to updates;
+		// it closes the channel once it has seen done.
+		for range updates {
+		}
+	}()
+	// The library reports errors through this callback; the fatal ones
+	// end the subscription (updates is closed), the others (a message it
+	// could not parse, one not from the kernel) do not, but a change may
+	// have been lost with them.
+	var (
+		errMu   sync.Mutex
+		lastErr error
+	)
+	lost := make(chan struct{}, 1)
 	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
 		Namespace: &ns,
 		ErrorCallback: func(err error) {
+			errMu.Lock()
+			lastErr = err
+			errMu.Unlock()
 			select {
-			case errs <- err:
+			case lost <- struct{}{}:
 			default:
 			}
 		},
+		// Room for bursts of link events (e.g. many interfaces created
+		// at once); SO_RCVBUF is capped by net.core.rmem_max.
+		ReceiveBufferSize: watchReceiveBuffer,
 	})
 	if err != nil {
 		return fmt.Errorf("subscribe to link notifications: %w", err)
@@ -90,11 +111,18 @@ func followLink(ctx context.Context, ns netns.NsHandle, name string, onUp func()
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-errs:
-			return err
+		case <-lost:
+			// Maybe a lost notification about our interface:
+			// the reconcile is cheap, missing a flap is not.
+			onUp()
 		case u, ok := <-updates:
 			if !ok {
-				return fmt.Errorf("link subscription closed")
+				errMu.Lock()
+				defer errMu.Unlock()
+				if lastErr != nil {
+					return fmt.Errorf("link subscription ended: %w", lastErr)
+				}
+				return fmt.Errorf("link subscription ended")
 			}
 			if u.Link == nil || u.Link.Attrs().Name != name {
 				continue

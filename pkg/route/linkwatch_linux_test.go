@@ -36,7 +36,9 @@ func TestWatchLinkUpRepairsRoutesAfterFlap(t *testing.T) {
 			t.Errorf("WatchLinkUp: %v", err)
 		}
 	})
-	time.Sleep(200 * time.Millisecond) // subscribed
+	// WatchLinkUp offers no hook to tell it has subscribed; half a second
+	// is ample here (subscribing takes well under a millisecond).
+	time.Sleep(500 * time.Millisecond)
 	present := func() bool {
 		return strings.Contains(n.ip(t, "route", "show", "proto", "94"), "10.222.2.0/24 via 10.222.2.1")
 	}

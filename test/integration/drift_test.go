@@ -53,6 +53,9 @@ func TestAgentRepairsDrift(t *testing.T) {
 	// The gateway interface set down and up again: the kernel drops its
 	// IPv4 routes without a route notification; the link watcher has
 	// them put back when it is up.
+	// The watchers subscribe in goroutines of their own right after the
+	// first full sync; give them a moment (no hook tells when).
+	time.Sleep(500 * time.Millisecond)
 	start := time.Now()
 	must(t)(n.OVS.Exec("ip", "link", "set", nodesim.GatewayInterface, "down"))
 	must(t)(n.OVS.Exec("ip", "link", "set", nodesim.GatewayInterface, "up"))

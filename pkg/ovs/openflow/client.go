@@ -304,8 +304,9 @@ func (c *OFClient) replay() {
 }
 
 // sendBundles sends mods in bundles of at most maxBundleMessages, for
-// callers that need no atomicity across all of them (a replay, a repair).
-// Callers hold c.mu.
+// callers that need no atomicity across all of them (a replay, a repair:
+// they only add flows, so even one Node's flows may be split). Callers hold
+// c.mu.
 func (c *OFClient) sendBundles(mods []*openflow13.FlowMod) error {
 	for len(mods) > 0 {
 		n := min(len(mods), maxBundleMessages)

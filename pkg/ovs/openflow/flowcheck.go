@@ -31,6 +31,9 @@ const (
 	// flowDumpTimeout bounds one dump, e.g. when the connection drops
 	// while it is under way.
 	flowDumpTimeout = 5 * time.Second
+	// flowCountTimeout bounds one count of the flows (four one-part
+	// replies).
+	flowCountTimeout = time.Second
 	// flowDumpSettle is how long a dump in which flows seem missing waits
 	// for late parts (see flowStatsDump.wait). Parsing one part takes well
 	// under a millisecond; the margin is for a loaded node.
@@ -130,11 +133,11 @@ func firstFew(names []string) []string {
 // would name them (table, priority and match).
 func (c *OFClient) repairFlows(ctx context.Context) ([]string, error) {
 	sw := c.currentSwitch()
-	ctx, cancel := context.WithTimeout(ctx, flowDumpTimeout)
-	defer cancel()
 	// Counting first (flowcount.go): the usual check ends here. A count
 	// can differ because a Node's flows changed between the snapshot and
-	// the bridge's answer; so it is taken twice before the dump.
+	// the bridge's answer; so it is taken twice before the dump. Each
+	// count has a deadline of its own, so that one unanswered count
+	// leaves the dump its whole time.
 	for attempt := 0; attempt < 2; attempt++ {
 		c.mu.Lock()
 		initialized, round, counts := c.initialized, c.pipe.round, c.wantedCountsLocked()
@@ -145,7 +148,9 @@ func (c *OFClient) repairFlows(ctx context.Context) ([]string, error) {
 		if sw == nil {
 			return nil, fmt.Errorf("not connected to bridge %s at %s", c.bridge, c.sock)
 		}
-		same, err := c.countsMatch(ctx, sw, round, counts)
+		countCtx, cancelCount := context.WithTimeout(ctx, flowCountTimeout)
+		same, err := c.countsMatch(countCtx, sw, round, counts)
+		cancelCount()
 		if err != nil {
 			klog.V(2).InfoS("Counting flows failed, dumping them", "bridge", c.bridge, "err", err)
 			break
@@ -158,6 +163,8 @@ func (c *OFClient) repairFlows(ctx context.Context) ([]string, error) {
 	if err != nil || wanted == nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, flowDumpTimeout)
+	defer cancel()
 	allThere := func(seen map[flowID]bool) bool { return len(missingFlows(wanted, seen)) == 0 }
 	have, err := c.dumpFlows(ctx, sw, round, allThere, flowDumpSettle)
 	if err != nil {
