@@ -17,10 +17,13 @@ import (
 // RSS past 80 MB. So a check first asks ovs-vswitchd how many flows of the
 // current round each of our tables holds (OFPMP_AGGREGATE: one 24-byte
 // answer per table) and dumps only when a count differs from what the
-// client keeps there. What that misses: a flow of ours deleted and, in the
-// same check period, another flow added by hand with exactly our cookie in
-// the same table; the counts then still match. Flows with our round's
-// cookie are only ever ours, so that takes a deliberate forgery.
+// client keeps there. What that misses, as long as it lasts: a flow of ours
+// deleted while, in the same table, one more flow with our round's cookie
+// appears: one the client adds between its snapshot and ovs-vswitchd's
+// answer (the next check sees the deletion), or a flow of our round the
+// client does not know of (added by hand with our cookie, or left by a
+// bundle whose commit reply was lost: such an extra flow also makes every
+// check dump, which shows in its cost, not in its result).
 
 // flowCounts gathers OFPMP_AGGREGATE replies by xid. Its zero value is
 // ready to use.
