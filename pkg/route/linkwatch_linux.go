@@ -63,10 +63,14 @@ func followLink(ctx context.Context, ns netns.NsHandle, name string, onUp func()
 	done := make(chan struct{})
 	defer func() {
 		close(done)
-		// The library's reader may be blocked sending to updates;
-		// it closes the channel once it has seen done.
-		for range updates {
-		}
+		// The library's reader may be blocked sending to updates: drain
+		// it until the library closes the channel, in the background,
+		// since that may take until its blocked receive returns (waiting
+		// for it here held the agent's shutdown past its grace period).
+		go func() {
+			for range updates {
+			}
+		}()
 	}()
 	// The library reports errors through this callback; the fatal ones
 	// end the subscription (updates is closed), the others (a message it
