@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -164,30 +163,14 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		<-monitorDone
 	}()
 
-	// Drift repair: a route of ours deleted or replaced by hand is put
-	// back at once (the periodic resync is the fallback), a flow of ours
-	// deleted by hand within --flow-check-period.
+	// Drift repair (routes, the gateway interface, flows); stopped before
+	// the OpenFlow client is disconnected.
 	repairCtx, stopRepair := context.WithCancel(ctx)
-	var repairers sync.WaitGroup
+	waitRepair := StartDriftRepair(repairCtx, nil, cfg.GatewayInterface, ctrl, flows, cfg.FlowCheckPeriod.Duration)
 	defer func() {
 		stopRepair()
-		repairers.Wait()
+		waitRepair()
 	}()
-	repairers.Go(func() {
-		if err := route.WatchRoutes(repairCtx, nil, ctrl.RequestRouteReconcile); err != nil {
-			klog.ErrorS(err, "Route watcher not running: routes changed by hand are repaired by the periodic resync only", "resyncPeriod", cfg.ResyncPeriod.Duration)
-		}
-	})
-	// IPv4 routes through the gateway interface vanish silently when it
-	// goes down; they are put back when it comes up again.
-	repairers.Go(func() {
-		if err := route.WatchLinkUp(repairCtx, nil, cfg.GatewayInterface, ctrl.RequestRouteReconcile); err != nil {
-			klog.ErrorS(err, "Gateway interface watcher not running", "interface", cfg.GatewayInterface)
-		}
-	})
-	if period := cfg.FlowCheckPeriod.Duration; period > 0 {
-		repairers.Go(func() { flows.RunFlowCheck(repairCtx, period) })
-	}
 
 	return ctrl.Run(ctx)
 }

@@ -34,12 +34,12 @@ func seedTable20(t *testing.T) []string {
 	return lines
 }
 
-func startBridge(t *testing.T) *ovstest.Instance {
-	t.Helper()
-	inst := ovstest.Start(t)
+func startBridge(tb testing.TB) *ovstest.Instance {
+	tb.Helper()
+	inst := ovstest.Start(tb)
 	if out, err := inst.Vsctl("add-br", "br-int", "--", "set", "bridge", "br-int",
 		"datapath_type=netdev", "protocols=OpenFlow10,OpenFlow13", "fail_mode=secure"); err != nil {
-		t.Fatalf("create bridge: %v: %s", err, out)
+		tb.Fatalf("create bridge: %v: %s", err, out)
 	}
 	return inst
 }

@@ -14,9 +14,6 @@ type Fake struct {
 	Round uint16
 	// StaleDeleted counts DeleteStaleFlows calls.
 	StaleDeleted int
-	// Calls counts the calls that install or remove Node flows (each
-	// would be at least one bundle on a real bridge).
-	Calls int
 	// Err, when set, is returned by every call that changes flows.
 	Err   error
 	nodes map[string][]string
@@ -49,7 +46,6 @@ func (f *Fake) InstallFlows(nodes map[string][]net.IP) error {
 	if f.Err != nil {
 		return f.Err
 	}
-	f.Calls++
 	for nodeName, gateways := range nodes {
 		var gws []string
 		for _, gw := range gateways {

@@ -15,17 +15,6 @@ import (
 	"github.com/noderoute/noderoute/pkg/ovs/ovstest"
 )
 
-// flowCheckBridge is startBridge for benchmarks too.
-func flowCheckBridge(tb testing.TB) *ovstest.Instance {
-	tb.Helper()
-	inst := ovstest.Start(tb)
-	if out, err := inst.Vsctl("add-br", "br-int", "--", "set", "bridge", "br-int",
-		"datapath_type=netdev", "protocols=OpenFlow10,OpenFlow13", "fail_mode=secure"); err != nil {
-		tb.Fatalf("create bridge: %v: %s", err, out)
-	}
-	return inst
-}
-
 func ofctl(tb testing.TB, inst *ovstest.Instance, args ...string) string {
 	tb.Helper()
 	out, err := inst.Ofctl(args...)
@@ -73,7 +62,7 @@ var ourFlowsToDelete = []FlowText{
 
 func setUpDriftBridge(t *testing.T) (*ovstest.Instance, *OFClient) {
 	t.Helper()
-	inst := flowCheckBridge(t)
+	inst := startBridge(t)
 	c := newTestClient(t, inst)
 	if err := c.Initialize(1); err != nil {
 		t.Fatal(err)
@@ -202,7 +191,7 @@ func hasFlow(t *testing.T, inst *ovstest.Instance, f FlowText) bool {
 //
 //	go test ./pkg/ovs/openflow -run '^$' -bench RepairFlows5000 -benchtime 20x
 func BenchmarkRepairFlows5000(b *testing.B) {
-	inst := flowCheckBridge(b)
+	inst := startBridge(b)
 	c := NewOFClient("br-int", inst.MgmtSock("br-int"), checkMAC)
 	b.Cleanup(c.Disconnect)
 	if err := c.Initialize(1); err != nil {

@@ -18,13 +18,7 @@ import (
 // away with it; the database is untouched. StartVswitchd starts it again.
 func (i *Instance) KillVswitchd() {
 	i.t.Helper()
-	i.mu.Lock()
-	d := i.vsdProc
-	i.vsdProc = nil
-	i.mu.Unlock()
-	if d == nil {
-		i.t.Fatal("KillVswitchd: ovs-vswitchd is not running")
-	}
+	d := i.takeDaemon(&i.vsdProc, "KillVswitchd: ovs-vswitchd")
 	if err := d.kill(); err != nil {
 		i.t.Fatalf("killing ovs-vswitchd: %v", err)
 	}
@@ -35,13 +29,7 @@ func (i *Instance) KillVswitchd() {
 // it does on a real node. StartOvsdb starts the server again.
 func (i *Instance) KillOvsdb() {
 	i.t.Helper()
-	i.mu.Lock()
-	d := i.dbProc
-	i.dbProc = nil
-	i.mu.Unlock()
-	if d == nil {
-		i.t.Fatal("KillOvsdb: ovsdb-server is not running")
-	}
+	d := i.takeDaemon(&i.dbProc, "KillOvsdb: ovsdb-server")
 	if err := d.kill(); err != nil {
 		i.t.Fatalf("killing ovsdb-server: %v", err)
 	}

@@ -261,13 +261,7 @@ func (i *Instance) waitConfigured(d *daemon) error {
 // kernel interfaces go away with the daemon, as in a real OVS restart.
 func (i *Instance) StopVswitchd() {
 	i.t.Helper()
-	i.mu.Lock()
-	d := i.vsdProc
-	i.vsdProc = nil
-	i.mu.Unlock()
-	if d == nil {
-		i.t.Fatal("StopVswitchd: ovs-vswitchd is not running")
-	}
+	d := i.takeDaemon(&i.vsdProc, "StopVswitchd: ovs-vswitchd")
 	if err := d.stop(); err != nil {
 		i.t.Fatalf("stopping ovs-vswitchd: %v", err)
 	}
@@ -275,6 +269,21 @@ func (i *Instance) StopVswitchd() {
 	// if the pid were reused by a live process; remove it anyway so that
 	// the restart starts from the same state as the first start.
 	os.Remove(filepath.Join(i.RunDir, "ovs-vswitchd.pid"))
+}
+
+// takeDaemon takes the daemon *slot holds out of the instance (the caller
+// stops or kills it) and fails the test if there is none; what names the
+// caller and the daemon in that failure.
+func (i *Instance) takeDaemon(slot **daemon, what string) *daemon {
+	i.t.Helper()
+	i.mu.Lock()
+	d := *slot
+	*slot = nil
+	i.mu.Unlock()
+	if d == nil {
+		i.t.Fatal(what + " is not running")
+	}
+	return d
 }
 
 // NetNSPath is the path of the netns, for setns(2) or netns.GetFromPath.

@@ -176,26 +176,14 @@ func (a *Agent) Run(t testing.TB) {
 		defer close(a.monitorDone)
 		a.Monitor.Run(a.ctx)
 	}()
-	// Drift repair as agent.Run has it: the route watcher, and the flow
-	// check at its default period.
+	// Drift repair as agent.Run has it, the flow check at its default
+	// period.
 	go func() {
 		defer close(a.repairDone)
 		if a.NoRepair {
 			return
 		}
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			if err := route.WatchRoutes(a.ctx, &a.ns, a.Ctrl.RequestRouteReconcile); err != nil {
-				t.Errorf("route watcher: %v", err)
-			}
-		})
-		wg.Go(func() {
-			if err := route.WatchLinkUp(a.ctx, &a.ns, GatewayInterface, a.Ctrl.RequestRouteReconcile); err != nil {
-				t.Errorf("gateway interface watcher: %v", err)
-			}
-		})
-		wg.Go(func() { a.Flows.RunFlowCheck(a.ctx, openflow.DefaultFlowCheckPeriod) })
-		wg.Wait()
+		agent.StartDriftRepair(a.ctx, &a.ns, GatewayInterface, a.Ctrl, a.Flows, openflow.DefaultFlowCheckPeriod)()
 	}()
 	go func() {
 		defer close(a.done)

@@ -1,0 +1,46 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"k8s.io/klog/v2"
+
+	"github.com/noderoute/noderoute/pkg/agent/noderoute"
+	"github.com/noderoute/noderoute/pkg/ovs/openflow"
+	"github.com/noderoute/noderoute/pkg/route"
+)
+
+// StartDriftRepair starts what puts back, until ctx ends, changes made to
+// the data plane behind the agent's back:
+//
+//   - the route watcher: a route of ours deleted or replaced by hand asks
+//     ctrl for a route reconcile at once (the periodic resync is the
+//     fallback);
+//   - the gateway interface watcher: IPv4 routes through it vanish
+//     silently when it goes down, and are put back when it comes up;
+//   - the flow check, every flowCheckPeriod (0: none): flows of ours
+//     deleted by hand are re-added.
+//
+// The watchers work in the network namespace ns (nil: the calling
+// thread's). Failures to start a watcher are logged. wait returns once all
+// of them have stopped.
+func StartDriftRepair(ctx context.Context, ns *netns.NsHandle, gatewayInterface string, ctrl *noderoute.Controller, flows *openflow.OFClient, flowCheckPeriod time.Duration) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := route.WatchRoutes(ctx, ns, ctrl.RequestRouteReconcile); err != nil {
+			klog.ErrorS(err, "Route watcher not running: routes changed by hand are repaired by the periodic resync only")
+		}
+	})
+	wg.Go(func() {
+		if err := route.WatchLinkUp(ctx, ns, gatewayInterface, ctrl.RequestRouteReconcile); err != nil {
+			klog.ErrorS(err, "Gateway interface watcher not running", "interface", gatewayInterface)
+		}
+	})
+	if flowCheckPeriod > 0 {
+		wg.Go(func() { flows.RunFlowCheck(ctx, flowCheckPeriod) })
+	}
+	return wg.Wait
+}
