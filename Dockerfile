@@ -12,9 +12,15 @@
 # same arguments and base images the binaries are the same: -trimpath, no
 # VCS stamping (.git is not in the build context, see .dockerignore), and the
 # Go toolchain pinned to go.mod's version.
+#
+# The base images are build arguments: the defaults are the public ones;
+# `make image` (hack/build-image.sh) passes stand-ins built locally where no
+# registry is reachable. GO_IMAGE's Go must be go.mod's.
+ARG GO_IMAGE=golang:1.26.8
+ARG BASE_IMAGE=debian:bookworm-slim
 
 # Builder: the same Make target as CI (`make build`).
-FROM golang:1.26.8 AS builder
+FROM ${GO_IMAGE} AS builder
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -28,7 +34,7 @@ RUN make build VERSION="${VERSION}" COMMIT="${COMMIT}" \
 # (openvswitch-switch: ovsdb-server, ovs-vswitchd; it pulls in
 # openvswitch-common: ovs-vsctl, ovs-ofctl, ovs-appctl, which agentctl and the
 # probes use), iproute2 (`ip` for troubleshooting) and iputils-ping.
-FROM debian:bookworm-slim
+FROM ${BASE_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       openvswitch-switch iproute2 iputils-ping \
