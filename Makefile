@@ -29,6 +29,11 @@ help:
 	@echo "make demo              bring up a 3-node local cluster and show worker1's table 20 and routes"
 	@echo "make cluster-down      tear the demo cluster down"
 	@echo "make k8s-binaries      build kube-apiserver, etcd, kubectl into _output/bin (once)"
+	@echo "make image             build the image $(IMAGE) from the Dockerfile (Docker; base images built locally)"
+	@echo "make kind-up           a kind cluster 'noderoute' (1 control plane, 2 workers) running the DaemonSet"
+	@echo "make kind-down         delete that cluster"
+	@echo "make test-kind         kind-up, the e2e suite on kind, kind-down (KEEP=1 keeps the cluster)"
+	@echo "make docker-up         start a Docker engine if none answers; make docker-down stops it (only if started so)"
 
 build: $(addprefix $(BIN_DIR)/,$(BINARIES))
 
@@ -126,3 +131,27 @@ bench:
 test-deploy:
 	@for f in build/start-ovs.sh hack/kind-e2e.sh; do bash -n $$f || exit 1; done
 	$(GO) test -count=1 -v ./test/deploy/
+
+# Images and kind (hack/build-image.sh, hack/kind-e2e.sh, hack/docker.sh;
+# docs/install.md). No registry is needed: the base images, the kind node
+# image and every binary in them are built here.
+IMAGE ?= noderoute/noderoute:$(VERSION)
+.PHONY: image docker-up docker-down kind-up kind-down test-kind
+
+image:
+	IMAGE=$(IMAGE) VERSION=$(VERSION) COMMIT=$(COMMIT) hack/build-image.sh
+
+docker-up:
+	hack/docker.sh up
+
+docker-down:
+	hack/docker.sh down
+
+kind-up:
+	VERSION=$(VERSION) COMMIT=$(COMMIT) hack/kind-e2e.sh up
+
+kind-down:
+	hack/kind-e2e.sh down
+
+test-kind:
+	VERSION=$(VERSION) COMMIT=$(COMMIT) hack/kind-e2e.sh test

@@ -202,6 +202,66 @@ func TestEveryNodeConverges(t *testing.T) {
 	}
 }
 
+// agentExecer runs a command in a node's agent container the way an
+// operator does (kind: kubectl exec); providers without one use Exec.
+type agentExecer interface {
+	AgentExec(ctx context.Context, node string, cmd ...string) (string, error)
+}
+
+// TestAgentctlPrintsAntreasTable20 checks the node with pod CIDR
+// 10.222.1.0/24, in a cluster whose other Nodes have 10.222.0.0/24 and
+// 10.222.2.0/24 (both providers make that cluster), against Antrea's
+// ARP-responder table of such a node (docs/design.md): `agentctl flows
+// --table 20 --no-stats` prints its four lines byte for byte, cookies of the
+// first flow round included.
+func TestAgentctlPrintsAntreasTable20(t *testing.T) {
+	state := waitConverged(t)
+	ctx := context.Background()
+	cidrs, err := nodeCIDRs(ctx, provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := ""
+	var others []string
+	for n, cs := range cidrs {
+		for _, c := range cs {
+			if strings.Contains(c, ":") {
+				continue
+			}
+			if c == "10.222.1.0/24" {
+				node = n
+			} else {
+				others = append(others, c)
+			}
+		}
+	}
+	sort.Strings(others)
+	if node == "" || strings.Join(others, " ") != "10.222.0.0/24 10.222.2.0/24" {
+		t.Skipf("the cluster's IPv4 pod CIDRs are not 10.222.{0,1,2}.0/24: %v", cidrs)
+	}
+	if rounds := state[node].Rounds; len(rounds) != 1 || rounds[0] != "1" {
+		t.Skipf("%s's agent is at flow round %v, not the first one: the cluster is not new (kept from an earlier run?)", node, rounds)
+	}
+	seed, err := os.ReadFile(repoRoot() + "/pkg/ovs/openflow/testdata/seed-table20.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"# table=20 ArpResponder"}
+	for _, l := range strings.Split(strings.TrimSpace(string(seed)), "\n") {
+		want = append(want, " "+l)
+	}
+	cmd := []string{"agentctl", "flows", "--table", "20", "--no-stats"}
+	exec := provider.Exec
+	if ae, ok := provider.(agentExecer); ok {
+		exec = ae.AgentExec
+	}
+	out, err := exec(ctx, node, cmd...)
+	if err != nil || out != strings.Join(want, "\n") {
+		t.Fatalf("%s: %s: %v\n%s\nwant:\n%s", node, strings.Join(cmd, " "), err, out, strings.Join(want, "\n"))
+	}
+	t.Logf("%s: %s:\n%s", node, strings.Join(cmd, " "), out)
+}
+
 // TestARPAndNDPForRemoteGatewaysAnsweredByOVS makes each node's kernel
 // resolve every remote gateway, IPv4 (ARP) and IPv6 (Neighbor
 // Solicitation) alike: a ping to a remote pod IP, which nobody answers,

@@ -209,3 +209,107 @@ func checkProberDetectsLoss(t *testing.T, node string) {
 	}
 	t.Logf("arping self-check on %s: %s, nothing answers for it, as expected", node, r)
 }
+
+// faultProbes is one probe loop per gateway that outlives the interface it
+// sends on: when arping exits early (antrea-gw0 vanished with the OVS that
+// owns it, or the node restarted), it is started again, and the time no
+// arping ran counts as lost probes at the nominal rate. It is for faults
+// that can take the probing interface away; startARPProbes, which fails on
+// such an exit, is for those that must not.
+type faultProbes struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	totals map[string]*faultProbeTotal
+}
+
+// faultProbeTotal adds up the runs of one gateway's loop.
+type faultProbeTotal struct {
+	Sent, Answered, Lost int
+	Restarts             int
+	// LastAnswered is when a reply last came: after the fault, the loop
+	// must be answered again.
+	LastAnswered time.Time
+	Errors       []string
+}
+
+func (f *faultProbeTotal) String() string {
+	return fmt.Sprintf("sent %d, answered %d, lost %d (arping restarted %d times)", f.Sent, f.Answered, f.Lost, f.Restarts)
+}
+
+func startFaultProbes(t *testing.T, ie interruptibleExecer, node string, gateways []string) *faultProbes {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &faultProbes{cancel: cancel, totals: map[string]*faultProbeTotal{}}
+	started := make(chan struct{}, len(gateways))
+	for _, gw := range gateways {
+		total := &faultProbeTotal{}
+		f.totals[gw] = total
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			first := true
+			for ctx.Err() == nil {
+				w := &replyWatcher{first: make(chan struct{})}
+				if first {
+					go func() {
+						select {
+						case <-w.first:
+							started <- struct{}{}
+						case <-ctx.Done():
+						}
+					}()
+					first = false
+				}
+				begin := time.Now()
+				err := ie.ExecInterruptible(ctx, node, w, "arping", "-u", "-i", "antrea-gw0",
+					"-W", probeInterval, "-c", strconv.Itoa(maxProbes), gw)
+				r, perr := parseArping(gw, w.String(), ctx.Err() != nil)
+				ran := time.Since(begin)
+				f.mu.Lock()
+				if perr != nil {
+					// No summary (arping failed): the requests it
+					// sent are estimated from how long it ran.
+					total.Errors = append(total.Errors, fmt.Sprintf("%v (arping: %v)", perr, err))
+					r.Sent = int(ran / (50 * time.Millisecond))
+					r.Lost = max(r.Sent-r.Answered, 0)
+				}
+				total.Sent += r.Sent
+				total.Answered += r.Answered
+				total.Lost += r.Lost
+				if r.Answered > 0 {
+					total.LastAnswered = time.Now()
+				}
+				if ctx.Err() == nil {
+					// Exited early: the time it was not sending,
+					// and the pause before the next run, is lost.
+					total.Restarts++
+					missed := 1 + int(max(ran-time.Duration(r.Sent)*50*time.Millisecond, 0)/(50*time.Millisecond))
+					total.Sent += missed
+					total.Lost += missed
+				}
+				f.mu.Unlock()
+				if ctx.Err() == nil {
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	timeout := time.After(20 * time.Second)
+	for range gateways {
+		select {
+		case <-started:
+		case <-timeout:
+			f.stop()
+			t.Fatalf("fault probes on %s: not every gateway of %v answered within 20 s", node, gateways)
+		}
+	}
+	return f
+}
+
+// stop ends the loops and returns each gateway's totals.
+func (f *faultProbes) stop() map[string]*faultProbeTotal {
+	f.cancel()
+	f.wg.Wait()
+	return f.totals
+}
