@@ -125,11 +125,25 @@ up() {
   step "kind node image (hack/build-kind-node-image.sh)" node_image
   step "noderoute image (hack/build-image.sh) as ${IMAGE}" agent_image
   step "kind create cluster ${CLUSTER} (${NODE_IMAGE})" create_cluster
+  # From here on a failure deletes the cluster again (KEEP=1 keeps it to
+  # look at), so that no half-made cluster is left running.
+  trap 'on_up_exit $?' EXIT
   step "pod CIDRs" set_pod_cidrs
   step "kind load docker-image ${IMAGE}" load_image
   step "kubectl apply -k deploy/overlays/kind-e2e, rollout" deploy
+  trap - EXIT
   log "cluster ${CLUSTER} up in $((SECONDS - total)) s"
   usage_note
+}
+
+on_up_exit() { # STATUS
+  [[ "$1" != 0 ]] || return 0
+  if [[ "${KEEP:-0}" == 1 ]]; then
+    log "KEEP=1: the half-made cluster ${CLUSTER} is left to look at (kubeconfig ${KUBECONFIG_FILE#"${REPO_ROOT}/"}); make kind-down removes it"
+  else
+    log "kind-up failed: deleting the cluster again (KEEP=1 keeps it)"
+    down
+  fi
 }
 
 usage_note() {

@@ -449,9 +449,6 @@ func checkObjects(t *testing.T, o *objects, datapath string) {
 	// Minimal capabilities, each explained in the manifest's comments.
 	for _, c := range []*corev1.Container{ovs, agent} {
 		want := []string{"NET_ADMIN"}
-		if c == agent && strings.HasSuffix(agent.Image, ":e2e") {
-			want = []string{"NET_ADMIN", "NET_RAW"} // kind-e2e's ping
-		}
 		if got := capabilities(t, c); !slices.Equal(got, want) {
 			t.Errorf("container %s adds capabilities %v, want %v", c.Name, got, want)
 		}
