@@ -30,12 +30,12 @@ import (
 func StartDriftRepair(ctx context.Context, ns *netns.NsHandle, gatewayInterface string, ctrl *noderoute.Controller, flows *openflow.OFClient, flowCheckPeriod time.Duration) (wait func()) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := route.WatchRoutes(ctx, ns, ctrl.RequestRouteReconcile); err != nil {
+		if err := route.WatchRoutes(ctx, ns, ctrl.RequestRouteReconcile, nil); err != nil {
 			klog.ErrorS(err, "Route watcher not running: routes changed by hand are repaired by the periodic resync only")
 		}
 	})
 	wg.Go(func() {
-		if err := route.WatchLinkUp(ctx, ns, gatewayInterface, ctrl.RequestRouteReconcile); err != nil {
+		if err := route.WatchLinkUp(ctx, ns, gatewayInterface, ctrl.RequestRouteReconcile, nil); err != nil {
 			klog.ErrorS(err, "Gateway interface watcher not running", "interface", gatewayInterface)
 		}
 	})
