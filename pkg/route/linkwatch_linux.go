@@ -154,7 +154,9 @@ func followLink(ctx context.Context, ns netns.NsHandle, name string, onUp func()
 			}
 			nowUp := u.Header.Type != unix.RTM_DELLINK && u.Link.Attrs().Flags&net.FlagUp != 0
 			if nowUp && !up {
-				klog.V(2).InfoS("Gateway interface came up", "interface", name)
+				// Not verbose: a flap is rare, and this line is how
+				// the e2e suite tells the link watcher repaired it.
+				klog.InfoS("Gateway interface came up", "interface", name)
 				onUp()
 			}
 			up = nowUp
