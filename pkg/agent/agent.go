@@ -166,7 +166,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	// Drift repair (routes, the gateway interface, flows); stopped before
 	// the OpenFlow client is disconnected.
 	repairCtx, stopRepair := context.WithCancel(ctx)
-	waitRepair := StartDriftRepair(repairCtx, nil, cfg.GatewayInterface, ctrl, flows, cfg.FlowCheckPeriod.Duration)
+	waitRepair := StartDriftRepair(repairCtx, nil, cfg.GatewayInterface, ctrl, flows, cfg.FlowCheckPeriod.Duration, m.SetWatcherRunning)
 	defer func() {
 		stopRepair()
 		waitRepair()

@@ -8,6 +8,7 @@ import (
 	"github.com/vishvananda/netns"
 	"k8s.io/klog/v2"
 
+	"github.com/noderoute/noderoute/pkg/agent/metrics"
 	"github.com/noderoute/noderoute/pkg/agent/noderoute"
 	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 	"github.com/noderoute/noderoute/pkg/route"
@@ -25,17 +26,26 @@ import (
 //     deleted by hand are re-added.
 //
 // The watchers work in the network namespace ns (nil: the calling
-// thread's). Failures to start a watcher are logged. wait returns once all
+// thread's, which they watch with CAP_NET_ADMIN alone; another one needs
+// CAP_SYS_ADMIN to enter it). Failures to start a watcher are logged.
+// watcherRunning, if not nil, is told whether each watcher (named by
+// metrics.Watchers) has its subscription in place. wait returns once all
 // of them have stopped.
-func StartDriftRepair(ctx context.Context, ns *netns.NsHandle, gatewayInterface string, ctrl *noderoute.Controller, flows *openflow.OFClient, flowCheckPeriod time.Duration) (wait func()) {
+func StartDriftRepair(ctx context.Context, ns *netns.NsHandle, gatewayInterface string, ctrl *noderoute.Controller, flows *openflow.OFClient, flowCheckPeriod time.Duration, watcherRunning func(watcher string, running bool)) (wait func()) {
+	status := func(watcher string) func(bool) {
+		if watcherRunning == nil {
+			return nil
+		}
+		return func(running bool) { watcherRunning(watcher, running) }
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := route.WatchRoutes(ctx, ns, ctrl.RequestRouteReconcile); err != nil {
+		if err := route.WatchRoutes(ctx, ns, ctrl.RequestRouteReconcile, status(metrics.WatcherRoutes)); err != nil {
 			klog.ErrorS(err, "Route watcher not running: routes changed by hand are repaired by the periodic resync only")
 		}
 	})
 	wg.Go(func() {
-		if err := route.WatchLinkUp(ctx, ns, gatewayInterface, ctrl.RequestRouteReconcile); err != nil {
+		if err := route.WatchLinkUp(ctx, ns, gatewayInterface, ctrl.RequestRouteReconcile, status(metrics.WatcherGatewayInterface)); err != nil {
 			klog.ErrorS(err, "Gateway interface watcher not running", "interface", gatewayInterface)
 		}
 	})

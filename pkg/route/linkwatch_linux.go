@@ -15,7 +15,9 @@ import (
 
 // WatchLinkUp calls onUp each time the interface named name comes up (its
 // IFF_UP flag set after it was down or missing) in the network namespace ns
-// (nil: the calling thread's), until ctx ends.
+// (nil: the calling thread's, pinned at the call as in WatchRoutes, and
+// watched without any capability; another namespace needs CAP_SYS_ADMIN to
+// enter it), until ctx ends.
 //
 // Why: setting an interface down makes the kernel delete the IPv4 routes
 // through it without any notification (WatchRoutes cannot see that), and
@@ -28,10 +30,19 @@ import (
 // 100 ms after the first failure, doubling to 5 s; onUp is called after a
 // resubscription, as a change may have been missed. It returns an error
 // only if onUp is nil or the namespace cannot be opened.
-func WatchLinkUp(ctx context.Context, ns *netns.NsHandle, name string, onUp func()) error {
+//
+// onRunning, if not nil, is told whether a subscription is in place, as in
+// WatchRoutes.
+func WatchLinkUp(ctx context.Context, ns *netns.NsHandle, name string, onUp func(), onRunning func(running bool)) error {
 	if onUp == nil {
 		return fmt.Errorf("watch link %s: onUp is nil", name)
 	}
+	setRunning := func(running bool) {
+		if onRunning != nil {
+			onRunning(running)
+		}
+	}
+	defer setRunning(false)
 	nsHandle, closeNS, err := watchNamespace(ns)
 	if err != nil {
 		return err
@@ -40,7 +51,8 @@ func WatchLinkUp(ctx context.Context, ns *netns.NsHandle, name string, onUp func
 	backoff := watchMinBackoff
 	for first := true; ; first = false {
 		started := time.Now()
-		err := followLink(ctx, nsHandle, name, onUp, !first)
+		err := followLink(ctx, nsHandle, name, onUp, !first, setRunning)
+		setRunning(false)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -57,8 +69,8 @@ func WatchLinkUp(ctx context.Context, ns *netns.NsHandle, name string, onUp func
 
 // followLink subscribes once and follows name's state until ctx ends (nil)
 // or the subscription fails. With resubscribed, onUp is called once the
-// subscription is in place.
-func followLink(ctx context.Context, ns netns.NsHandle, name string, onUp func(), resubscribed bool) error {
+// subscription is in place; setRunning(true) is called then too.
+func followLink(ctx context.Context, ns netns.NsHandle, name string, onUp func(), resubscribed bool, setRunning func(bool)) error {
 	updates := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
 	defer func() {
@@ -81,8 +93,8 @@ func followLink(ctx context.Context, ns netns.NsHandle, name string, onUp func()
 		lastErr error
 	)
 	lost := make(chan struct{}, 1)
-	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
-		Namespace: &ns,
+	opts := netlink.LinkSubscribeOptions{
+		// Namespace: set by inNamespace below.
 		ErrorCallback: func(err error) {
 			errMu.Lock()
 			lastErr = err
@@ -95,14 +107,23 @@ func followLink(ctx context.Context, ns netns.NsHandle, name string, onUp func()
 		// Room for bursts of link events (e.g. many interfaces created
 		// at once); SO_RCVBUF is capped by net.core.rmem_max.
 		ReceiveBufferSize: watchReceiveBuffer,
+	}
+	err := inNamespace(ns, func(target *netns.NsHandle) error {
+		opts.Namespace = target
+		return netlink.LinkSubscribeWithOptions(updates, done, opts)
 	})
 	if err != nil {
 		return fmt.Errorf("subscribe to link notifications: %w", err)
 	}
+	setRunning(true)
 	// The state before the first notification: read after subscribing,
-	// so that no change falls between the read and the subscription.
+	// so that no change falls between the read and the subscription. If
+	// it cannot be read, the interface counts as down: its next
+	// notification as up then costs at most one needless onUp.
 	up := false
-	if h, err := netlink.NewHandleAt(ns); err == nil {
+	if h, err := handleIn(ns); err != nil {
+		klog.ErrorS(err, "Cannot read the interface's state, taking it as down", "interface", name)
+	} else {
 		if link, err := h.LinkByName(name); err == nil {
 			up = link.Attrs().Flags&net.FlagUp != 0
 		}
@@ -133,7 +154,9 @@ func followLink(ctx context.Context, ns netns.NsHandle, name string, onUp func()
 			}
 			nowUp := u.Header.Type != unix.RTM_DELLINK && u.Link.Attrs().Flags&net.FlagUp != 0
 			if nowUp && !up {
-				klog.V(2).InfoS("Gateway interface came up", "interface", name)
+				// Not verbose: a flap is rare, and this line is how
+				// the e2e suite tells the link watcher repaired it.
+				klog.InfoS("Gateway interface came up", "interface", name)
 				onUp()
 			}
 			up = nowUp

@@ -29,7 +29,7 @@ func TestWatchLinkUpRepairsRoutesAfterFlap(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- WatchLinkUp(ctx, &n.ns, testGateway, onUp) }()
+	go func() { done <- WatchLinkUp(ctx, &n.ns, testGateway, onUp, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -44,7 +44,15 @@ const (
 // namespace for the agent); it is pinned then, so that resubscribing later,
 // from whatever thread, stays in it. An open ns must stay open until
 // WatchRoutes returns; tests pass the handle they made the Client's
-// netlink.Handle from.
+// netlink.Handle from. Subscribing needs no capability in the namespace the
+// subscribing thread is in; only another namespace needs CAP_SYS_ADMIN, to
+// enter it (see inNamespace).
+//
+// onRunning, if not nil, is called with true each time a subscription is in
+// place and with false when it fails or WatchRoutes returns, so that the
+// caller can show whether routes changed by hand are being watched (the
+// agent's noderoute_watcher_running metric). It is called from the
+// goroutine running WatchRoutes.
 //
 // A notification concerns us when, in the main table (the only one Client
 // works on), it is one of:
@@ -88,8 +96,10 @@ const (
 // notified. Repairing that is up to whoever watches the gateway interface
 // (the routes cannot come back before the interface does anyway):
 // WatchLinkUp and the agent's bridge monitor.
-func WatchRoutes(ctx context.Context, ns *netns.NsHandle, onChange func()) error {
-	return defaultWatcher(onChange).run(ctx, ns)
+func WatchRoutes(ctx context.Context, ns *netns.NsHandle, onChange func(), onRunning func(running bool)) error {
+	w := defaultWatcher(onChange)
+	w.onRunning = onRunning
+	return w.run(ctx, ns)
 }
 
 func defaultWatcher(onChange func()) *routeWatcher {
@@ -106,6 +116,7 @@ func defaultWatcher(onChange func()) *routeWatcher {
 // wrap subscribe to inject failures and overflows.
 type routeWatcher struct {
 	onChange               func()
+	onRunning              func(bool)
 	window                 time.Duration
 	minBackoff, maxBackoff time.Duration
 	subscribe              func(chan<- netlink.RouteUpdate, <-chan struct{}, netlink.RouteSubscribeOptions) error
@@ -129,6 +140,7 @@ func (w *routeWatcher) run(ctx context.Context, nsArg *netns.NsHandle) error {
 	if w.onChange == nil {
 		return errors.New("watch routes: onChange is nil")
 	}
+	defer w.setRunning(false)
 	ns, closeNS, err := watchNamespace(nsArg)
 	if err != nil {
 		return err
@@ -154,12 +166,14 @@ func (w *routeWatcher) run(ctx context.Context, nsArg *netns.NsHandle) error {
 	if err != nil {
 		return fmt.Errorf("subscribe to route notifications: %w", err)
 	}
+	w.setRunning(true)
 	backoff := w.minBackoff
 	for {
 		err := sub.follow(ctx, trigger)
 		if ctx.Err() != nil {
 			return nil
 		}
+		w.setRunning(false)
 		// A subscription that worked for a while (or delivered
 		// anything) shows the failure is not a persistent one, so the
 		// next one starts from the shortest wait again.
@@ -184,11 +198,18 @@ func (w *routeWatcher) run(ctx context.Context, nsArg *netns.NsHandle) error {
 			wait, backoff = backoff, min(2*backoff, w.maxBackoff)
 			klog.ErrorS(err, "Route subscription failed, resubscribing", "retryIn", wait)
 		}
+		w.setRunning(true)
 		// Whatever happened between the old subscription's last
 		// notification and the new one's start is unknown: the
 		// caller's full reconcile, which starts after this point,
 		// covers it.
 		trigger()
+	}
+}
+
+func (w *routeWatcher) setRunning(running bool) {
+	if w.onRunning != nil {
+		w.onRunning(running)
 	}
 }
 
@@ -243,7 +264,7 @@ func (w *routeWatcher) start(ns netns.NsHandle, trigger func()) (*subscription, 
 		started: time.Now(),
 	}
 	opts := netlink.RouteSubscribeOptions{
-		Namespace: &ns,
+		// Namespace: set by inNamespace below.
 		ErrorCallback: func(err error) {
 			select {
 			case <-s.done:
@@ -269,7 +290,11 @@ func (w *routeWatcher) start(ns netns.NsHandle, trigger func()) (*subscription, 
 		// the kernel caps it at net.core.rmem_max instead of failing.
 		ReceiveBufferSize: watchReceiveBuffer,
 	}
-	if err := w.subscribe(s.updates, s.done, opts); err != nil {
+	err := inNamespace(ns, func(target *netns.NsHandle) error {
+		opts.Namespace = target
+		return w.subscribe(s.updates, s.done, opts)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("subscribe to IPv4 and IPv6 route notifications: %w", err)
 	}
 	return s, nil
@@ -333,7 +358,9 @@ func isOverflow(err error) bool {
 
 // watchNamespace returns the namespace to subscribe in and a function that
 // releases it: ns itself, or an open handle on the calling thread's
-// namespace when ns is nil.
+// namespace when ns is nil. Opening that handle needs no capability; the
+// subscriptions then enter it only from a thread that is not in it
+// (inNamespace).
 func watchNamespace(ns *netns.NsHandle) (netns.NsHandle, func(), error) {
 	if ns != nil && ns.IsOpen() {
 		return *ns, func() {}, nil

@@ -201,6 +201,8 @@ type fakeSubscriptions struct {
 	times []time.Time // of every call
 	fail  map[int]error
 	subs  chan *fakeSub
+	// namespaces counts the calls given a namespace to enter.
+	namespaces int
 }
 
 type fakeSub struct {
@@ -219,6 +221,9 @@ func (f *fakeSubscriptions) subscribe(ch chan<- netlink.RouteUpdate, done <-chan
 	f.mu.Lock()
 	f.calls++
 	f.times = append(f.times, time.Now())
+	if opts.Namespace != nil {
+		f.namespaces++
+	}
 	err := f.fail[f.calls]
 	f.mu.Unlock()
 	if err != nil {
@@ -270,15 +275,37 @@ func (s *fakeSub) end(err error) {
 // ourDelete is the notification of a deleted route of ours.
 var ourDelete = netlink.RouteUpdate{Type: unix.RTM_DELROUTE, Route: netlink.Route{Protocol: Protocol, Table: unix.RT_TABLE_MAIN}}
 
+// runningLog records onRunning reports.
+type runningLog struct {
+	mu      sync.Mutex
+	reports []bool
+}
+
+func (l *runningLog) report(running bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reports = append(l.reports, running)
+}
+
+func (l *runningLog) get() []bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.reports)
+}
+
 // TestWatchRoutesResubscribe checks the error handling against a fake
 // subscription: failures are retried with a doubling backoff and followed
 // by one onChange; an overflow is resubscribed at once; errors that do not
-// end the subscription only trigger onChange.
+// end the subscription only trigger onChange. onRunning follows the
+// subscription, and the current namespace is never entered (nil
+// Namespace: no setns, no CAP_SYS_ADMIN).
 func TestWatchRoutesResubscribe(t *testing.T) {
 	calls := newCallCounter()
 	fake := newFakeSubscriptions()
+	var running runningLog
 	w := &routeWatcher{
 		onChange:   calls.onChange,
+		onRunning:  running.report,
 		window:     10 * time.Millisecond,
 		minBackoff: 50 * time.Millisecond,
 		maxBackoff: 200 * time.Millisecond,
@@ -286,7 +313,7 @@ func TestWatchRoutesResubscribe(t *testing.T) {
 	}
 	fake.fail[2] = errors.New("injected failure 2")
 	fake.fail[3] = errors.New("injected failure 3")
-	startWatch(t, w, nil)
+	stop := startWatch(t, w, nil)
 
 	sub := fake.next(t)
 	sub.send(netlink.RouteUpdate{Type: unix.RTM_NEWROUTE, NlFlags: unix.NLM_F_EXCL | unix.NLM_F_CREATE, Route: netlink.Route{Protocol: Protocol, Table: unix.RT_TABLE_MAIN}})
@@ -332,6 +359,16 @@ func TestWatchRoutesResubscribe(t *testing.T) {
 	// The new subscription works.
 	sub.send(ourDelete)
 	calls.waitAbove(t, before, 5*time.Second, "our route deleted after resubscribing")
+
+	stop()
+	if got, want := running.get(), []bool{true, false, true, false}; !slices.Equal(got, want) {
+		t.Errorf("onRunning reports %v, want %v (running, failed, resubscribed, stopped)", got, want)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if fake.namespaces != 0 {
+		t.Errorf("%d of %d subscribe calls were given a namespace to enter, want none: the watcher runs in the current one", fake.namespaces, fake.calls)
+	}
 }
 
 func TestWatchRoutesOverflowResubscribesAtOnce(t *testing.T) {
@@ -359,10 +396,14 @@ func TestWatchRoutesFirstSubscriptionFails(t *testing.T) {
 	fake := newFakeSubscriptions()
 	injected := errors.New("injected")
 	fake.fail[1] = injected
-	w := &routeWatcher{onChange: func() { t.Error("onChange called") }, window: time.Millisecond, minBackoff: time.Millisecond, maxBackoff: time.Millisecond, subscribe: fake.subscribe}
+	var running runningLog
+	w := &routeWatcher{onChange: func() { t.Error("onChange called") }, onRunning: running.report, window: time.Millisecond, minBackoff: time.Millisecond, maxBackoff: time.Millisecond, subscribe: fake.subscribe}
 	err := w.run(context.Background(), nil)
 	if !errors.Is(err, injected) {
 		t.Fatalf("run = %v, want the subscription error", err)
+	}
+	if got := running.get(); !slices.Equal(got, []bool{false}) {
+		t.Errorf("onRunning reports %v, want [false]", got)
 	}
 	t.Logf("error: %v", err)
 }

@@ -231,6 +231,35 @@ func (p *localProvider) AgentSocket(node string) string {
 	return filepath.Join(p.outDir(), node, "agent.sock")
 }
 
+// AgentLog: the node's agent.log after the last line start_daemon
+// (hack/lib/local-cluster-util.sh) writes before starting an agent; the
+// file holds every agent the node has had.
+func (p *localProvider) AgentLog(_ context.Context, node string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(p.outDir(), node, "agent.log"))
+	if err != nil {
+		return "", fmt.Errorf("log of the agent of %s: %w", node, err)
+	}
+	const marker = "==== "
+	l := string(b)
+	if i := strings.LastIndex(l, "\n"+marker); i >= 0 {
+		l = l[i+1:]
+	} else if !strings.HasPrefix(l, marker) {
+		return "", fmt.Errorf("log of the agent of %s: no start line %q", node, marker)
+	}
+	_, rest, _ := strings.Cut(l, "\n")
+	return rest, nil
+}
+
+// AgentMetrics: the agent listens on 127.0.0.1:9475 of its node's
+// namespace, where Exec runs curl.
+func (p *localProvider) AgentMetrics(ctx context.Context, node string) (string, error) {
+	out, err := p.Exec(ctx, node, "curl", "-sS", "--max-time", "10", "http://127.0.0.1:9475/metrics")
+	if err != nil {
+		return "", fmt.Errorf("metrics of the agent of %s: %w: %s", node, err, out)
+	}
+	return out, nil
+}
+
 func (p *localProvider) RestartAgentWithCaps(ctx context.Context, node, caps string) error {
 	out, err := p.run(ctx, "", "restart-agent", "--name", p.name, node, "--caps", caps)
 	if err != nil {

@@ -27,8 +27,9 @@ var noCaps = []string{"setpriv", "--bounding-set=-all", "--inh-caps=-all", "--am
 // inheritable or ambient, no_new_privs: what the DaemonSet's
 // securityContext gives it) and checks that it does all of its work: it
 // sets the gateway interface's addresses again (removed by hand before
-// the restart), takes over the flows with a new round, and follows a Node
-// added and deleted, routes included. Before that, with no capability at
+// the restart), takes over the flows with a new round, follows a Node
+// added and deleted, routes included, and repairs a route deleted by hand
+// and a gateway interface flap through its watchers (checkWatcherRepair). Before that, with no capability at
 // all, the very first netlink change the agent makes (setting antrea-gw0
 // up) must be refused, so that the check shows the confinement is real;
 // reading routes and agentctl check work without any capability.
@@ -142,10 +143,23 @@ func TestAgentNeedsOnlyNetAdmin(t *testing.T) {
 	if c := state[node].holdsAnyOf(cidrs); c != "" {
 		t.Errorf("the confined agent of %s kept %s of a deleted Node: %s", node, c, state[node])
 	}
+
+	// Its drift repair works: the watchers run with NET_ADMIN alone
+	// (issue 12: they needed CAP_SYS_ADMIN, and repairs waited for the
+	// periodic resync).
+	obs, ok := provider.(agentObserver)
+	if !ok {
+		t.Fatalf("provider %T cannot read the agent's log and metrics: the watcher check cannot run", provider)
+	}
+	checkWatcherRepair(t, obs, node)
+	waitConverged(t)
+
 	if got, err := provider.AgentID(ctx, node); err != nil || got != id {
 		t.Errorf("the confined agent of %s did not stay up: %v %s, was %s", node, err, got, id)
 	}
-	t.Logf("agent of %s with NET_ADMIN only: gateway addresses %v set, flows taken over (round %v -> %v), a Node added and deleted followed", node, addrs, before[node].Rounds, state[node].Rounds)
+	if !t.Failed() {
+		t.Logf("agent of %s with NET_ADMIN only: gateway addresses %v set, flows taken over (round %v -> %v), a Node added and deleted followed, a deleted route and a gateway flap repaired through the watchers", node, addrs, before[node].Rounds, state[node].Rounds)
+	}
 }
 
 func firstLine(s string) string {

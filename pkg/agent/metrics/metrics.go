@@ -26,6 +26,20 @@ const Namespace = "noderoute"
 // syncTypes are the values of the "sync" label.
 var syncTypes = []noderoute.SyncType{noderoute.SyncNode, noderoute.SyncFull, noderoute.SyncResync, noderoute.SyncRepair}
 
+// The values of the "watcher" label of noderoute_watcher_running: the
+// netlink watchers of the drift repair (agent.StartDriftRepair).
+const (
+	// WatcherRoutes is route.WatchRoutes: routes of ours deleted or
+	// replaced by hand.
+	WatcherRoutes = "routes"
+	// WatcherGatewayInterface is route.WatchLinkUp on the gateway
+	// interface: it coming back up after a flap.
+	WatcherGatewayInterface = "gateway_interface"
+)
+
+// Watchers lists the values of the "watcher" label.
+var Watchers = []string{WatcherRoutes, WatcherGatewayInterface}
+
 // Sources are where the gauges read their values. Each may be nil until the
 // part of the agent behind it exists; a nil source reads as 0 (not
 // connected, not ready).
@@ -46,6 +60,7 @@ type Metrics struct {
 	syncErrors   *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
 	lastFullSync prometheus.Gauge
+	watcherUp    *prometheus.GaugeVec
 
 	mu      sync.Mutex
 	sources Sources
@@ -82,6 +97,11 @@ func New() *Metrics {
 		Name:      "last_full_sync_timestamp_seconds",
 		Help:      "Unix time of the last successful full pass: the first full sync, then every periodic route reconciliation (--resync-period). 0 before the first.",
 	})
+	m.watcherUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "watcher_running",
+		Help:      "1 while the watcher's netlink subscription is in place, else 0 (not started yet, failed and retrying, or given up; the log says why): watcher=routes sees routes of ours deleted or replaced by hand, watcher=gateway_interface the gateway interface coming back up. While it is 0, such changes wait for the periodic resync (--resync-period).",
+	}, []string{"watcher"})
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace:   Namespace,
 		Name:        "build_info",
@@ -102,7 +122,7 @@ func New() *Metrics {
 		}
 	}
 	m.registry.MustRegister(
-		m.syncDuration, m.syncErrors, m.rejected, m.lastFullSync, buildInfo,
+		m.syncDuration, m.syncErrors, m.rejected, m.lastFullSync, m.watcherUp, buildInfo,
 		gauge("nodes_seen", "Node objects in the agent's informer cache, its own included.",
 			stat(func(s noderoute.Stats) int { return s.NodesSeen })),
 		gauge("remote_nodes", "Remote Nodes with flows and routes installed.",
@@ -125,6 +145,9 @@ func New() *Metrics {
 	// them before the first error.
 	for _, kind := range noderoute.RejectKinds {
 		m.rejected.WithLabelValues(kind)
+	}
+	for _, w := range Watchers {
+		m.watcherUp.WithLabelValues(w)
 	}
 	for _, s := range syncTypes {
 		m.syncDuration.WithLabelValues(string(s))
@@ -184,6 +207,16 @@ func (m *Metrics) ObserveSync(sync noderoute.SyncType, d time.Duration, err erro
 // ObserveRejectedCIDR implements noderoute.RejectObserver.
 func (m *Metrics) ObserveRejectedCIDR(kind string) {
 	m.rejected.WithLabelValues(kind).Inc()
+}
+
+// SetWatcherRunning sets noderoute_watcher_running for watcher (one of
+// Watchers): whether its subscription is in place.
+func (m *Metrics) SetWatcherRunning(watcher string, running bool) {
+	v := 0.0
+	if running {
+		v = 1
+	}
+	m.watcherUp.WithLabelValues(watcher).Set(v)
 }
 
 // Handler serves /metrics, /healthz (200 while the OpenFlow connection is

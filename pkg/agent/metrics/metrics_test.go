@@ -233,3 +233,38 @@ func TestEnabled(t *testing.T) {
 		}
 	}
 }
+
+// Every watcher has its series from the start, at 0 until told otherwise,
+// and each follows its own reports.
+func TestWatcherRunning(t *testing.T) {
+	m := New()
+	gather := func() map[string]*dto.MetricFamily {
+		families, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string]*dto.MetricFamily{}
+		for _, f := range families {
+			byName[f.GetName()] = f
+		}
+		return byName
+	}
+	check := func(when string, want map[string]float64) {
+		t.Helper()
+		f := gather()
+		if n := len(f["noderoute_watcher_running"].GetMetric()); n != len(Watchers) {
+			t.Errorf("%s: %d watcher_running series, want %d", when, n, len(Watchers))
+		}
+		for w, v := range want {
+			if got := value(t, f, "noderoute_watcher_running", "watcher", w); got != v {
+				t.Errorf("%s: watcher_running{watcher=%q} = %v, want %v", when, w, got, v)
+			}
+		}
+	}
+	check("before any report", map[string]float64{WatcherRoutes: 0, WatcherGatewayInterface: 0})
+	m.SetWatcherRunning(WatcherRoutes, true)
+	m.SetWatcherRunning(WatcherGatewayInterface, true)
+	check("both running", map[string]float64{WatcherRoutes: 1, WatcherGatewayInterface: 1})
+	m.SetWatcherRunning(WatcherGatewayInterface, false)
+	check("gateway interface watcher failed", map[string]float64{WatcherRoutes: 1, WatcherGatewayInterface: 0})
+}

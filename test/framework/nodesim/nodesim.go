@@ -183,7 +183,7 @@ func (a *Agent) Run(t testing.TB) {
 		if a.NoRepair {
 			return
 		}
-		agent.StartDriftRepair(a.ctx, &a.ns, GatewayInterface, a.Ctrl, a.Flows, openflow.DefaultFlowCheckPeriod)()
+		agent.StartDriftRepair(a.ctx, &a.ns, GatewayInterface, a.Ctrl, a.Flows, openflow.DefaultFlowCheckPeriod, nil)()
 	}()
 	go func() {
 		defer close(a.done)
