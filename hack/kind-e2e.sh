@@ -70,7 +70,7 @@ cluster_healthy() {
   [[ "${n}" == 3 && "${running}" == 3 ]] && kctl get --raw /readyz >/dev/null 2>&1
 }
 
-build_tools() { hack/build-k8s-binaries.sh kind kubectl kubelet kubeadm kube-apiserver kube-controller-manager kube-scheduler etcd crictl; }
+build_tools() { hack/build-k8s-binaries.sh --kind; }
 
 node_image() {
   NODE_IMAGE="$(hack/build-kind-node-image.sh | tail -n 1)" || return 1
@@ -97,6 +97,33 @@ set_pod_cidrs() {
     node=${entry%%=*} cidr=${entry#*=}
     kctl patch node "${node}" --type=merge -p "{\"spec\":{\"podCIDR\":\"${cidr}\",\"podCIDRs\":[\"${cidr}\"]}}" >/dev/null || return 1
     log "  ${node}: ${cidr}"
+  done
+}
+
+# Packets to the Service CIDR would leave the machine through Docker's
+# network (this cluster has no kube-proxy to answer for it): a oneshot
+# systemd unit in every node blackholes the range at each boot of the node
+# container, before containerd and the kubelet start.
+SERVICE_CIDR="$(awk '$1 == "serviceSubnet:" { print $2 }' hack/kind/cluster.yaml)"
+guard_service_cidr() {
+  [[ -n "${SERVICE_CIDR}" ]] || { echo "no serviceSubnet in hack/kind/cluster.yaml" >&2; return 1; }
+  local node
+  for node in $("${KIND}" get nodes --name "${CLUSTER}"); do
+    docker exec -i "${node}" sh -c 'cat >/etc/systemd/system/service-cidr-blackhole.service &&
+      systemctl daemon-reload && systemctl enable --now service-cidr-blackhole.service' <<UNIT || return 1
+[Unit]
+Description=Blackhole the Service CIDR ${SERVICE_CIDR} (no kube-proxy in this cluster; hack/kind-e2e.sh)
+DefaultDependencies=no
+Before=containerd.service kubelet.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'ip route replace blackhole ${SERVICE_CIDR}'
+[Install]
+WantedBy=multi-user.target
+UNIT
+    docker exec "${node}" ip route show type blackhole | grep -q "^blackhole ${SERVICE_CIDR}" ||
+      { echo "${node}: no blackhole route for ${SERVICE_CIDR}" >&2; return 1; }
   done
 }
 
@@ -128,6 +155,7 @@ up() {
   # From here on a failure deletes the cluster again (KEEP=1 keeps it to
   # look at), so that no half-made cluster is left running.
   trap 'on_up_exit $?' EXIT
+  step "blackhole the Service CIDR ${SERVICE_CIDR} in every node" guard_service_cidr
   step "pod CIDRs" set_pod_cidrs
   step "kind load docker-image ${IMAGE}" load_image
   step "kubectl apply -k deploy/overlays/kind-e2e, rollout" deploy
