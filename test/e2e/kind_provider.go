@@ -332,3 +332,45 @@ func poll(ctx context.Context, timeout time.Duration, what string, ok func() boo
 	}
 	return nil
 }
+
+// AgentLog is the log of the agent container now running on node, from the
+// node's containerd (so not the log of an earlier container of the pod).
+func (p *kindProvider) AgentLog(ctx context.Context, node string) (string, error) {
+	id, err := p.AgentID(ctx, node)
+	if err != nil {
+		return "", err
+	}
+	return run(ctx, "", "docker", "exec", node, "crictl", "logs", id)
+}
+
+// AgentMetrics reads the agent's /metrics on the node's loopback (the pod
+// uses the node's network), with bash's /dev/tcp: the node image has no
+// HTTP client.
+func (p *kindProvider) AgentMetrics(ctx context.Context, node string) (string, error) {
+	const get = `exec 3<>/dev/tcp/127.0.0.1/9475 && printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 && cat <&3`
+	out, err := run(ctx, "", "docker", "exec", node, "bash", "-c", get)
+	if err != nil {
+		return "", fmt.Errorf("GET /metrics on %s: %w: %s", node, err, out)
+	}
+	if !strings.HasPrefix(out, "HTTP/1.0 200") && !strings.HasPrefix(out, "HTTP/1.1 200") {
+		return "", fmt.Errorf("GET /metrics on %s: %s", node, firstLine(out))
+	}
+	_, body, _ := strings.Cut(out, "\r\n\r\n")
+	return body, nil
+}
+
+// AgentStatus is /proc/<pid>/status of the agent process on node, read in
+// the node container (which sees the processes of its pods).
+func (p *kindProvider) AgentStatus(node string) (map[string]string, error) {
+	out, err := run(context.Background(), "", "docker", "exec", node, "sh", "-c", `cat /proc/$(pgrep -x noderoute-agent | head -n 1)/status`)
+	if err != nil {
+		return nil, fmt.Errorf("status of the agent on %s: %w: %s", node, err, out)
+	}
+	status := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			status[k] = strings.TrimSpace(v)
+		}
+	}
+	return status, nil
+}

@@ -166,3 +166,44 @@ func firstLine(s string) string {
 	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return fmt.Sprint(l)
 }
+
+// agentStatuser reads the capability sets of the agent running on a node,
+// as /proc/<pid>/status has them.
+type agentStatuser interface {
+	AgentStatus(node string) (map[string]string, error)
+}
+
+// TestDeployedAgentNeedsOnlyNetAdmin checks, where the agents run as the
+// DaemonSet deploys them (kind), that the agent process of a worker holds
+// NET_ADMIN alone (effective, permitted and bounding sets; nothing
+// inheritable or ambient; no_new_privs) and that its drift repair works
+// with that: a route deleted by hand and a gateway interface flap repaired
+// through its watchers, no watcher error logged (checkWatcherRepair).
+// Providers that start agents with chosen capabilities test the same in
+// TestAgentNeedsOnlyNetAdmin.
+func TestDeployedAgentNeedsOnlyNetAdmin(t *testing.T) {
+	if _, ok := provider.(capsRestarter); ok {
+		t.Skipf("provider %T starts its agents itself: TestAgentNeedsOnlyNetAdmin confines one", provider)
+	}
+	st, ok1 := provider.(agentStatuser)
+	obs, ok2 := provider.(agentObserver)
+	if !ok1 || !ok2 {
+		t.Skipf("provider %T cannot read the agent's process status, log and metrics", provider)
+	}
+	waitConverged(t)
+	node := provider.Nodes()[len(provider.Nodes())/2]
+	status, err := st.AgentStatus(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"CapInh": "0000000000000000", "CapPrm": "0000000000001000", "CapEff": "0000000000001000",
+		"CapBnd": "0000000000001000", "CapAmb": "0000000000000000", "NoNewPrivs": "1"}
+	for k, v := range want {
+		if status[k] != v {
+			t.Errorf("agent on %s: %s %s, want %s (NET_ADMIN alone, as deploy/ grants)", node, k, status[k], v)
+		}
+	}
+	t.Logf("agent on %s: CapEff %s CapBnd %s NoNewPrivs %s", node, status["CapEff"], status["CapBnd"], status["NoNewPrivs"])
+	checkWatcherRepair(t, obs, node)
+	waitConverged(t)
+}
