@@ -3,8 +3,13 @@
 package deploy
 
 // The DaemonSet's pod, run the way the kubelet would run it, without a
-// container runtime (there is no Docker engine or containerd on the CI
-// machines, and the image cannot be built there). What is taken from the
+// container runtime, in seconds and without Docker. The real thing (image,
+// kubelet, containerd) runs in `make test-kind` (test/e2e on kind); this
+// emulation stays for what that run does not check: /healthz going 503
+// while OVS is down and 200 again after the agent reconnects (the liveness
+// probe's premise), the agent's exit within terminationGracePeriodSeconds
+// on SIGTERM, what the hostPaths hold (the local API socket's mode 0600),
+// and the uninstall steps of docs/install.md. What is taken from the
 // rendered manifests (deploy/overlays/netdev: this machine has no
 // openvswitch kernel module), verbatim:
 //
