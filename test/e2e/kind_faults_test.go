@@ -45,10 +45,12 @@ const maxProbeOutage = 10 * time.Second
 //
 // The agent restarting alone loses no probe (TestAgentRestartConvergesWithoutGap
 // fails on any loss). Here OVS restarts too with the pod, or is killed; with
-// the userspace datapath of deploy/overlays/netdev that kind needs, the
-// bridge and antrea-gw0 are tap devices of ovs-vswitchd and go with it, so
-// probes are lost until OVS and the agent have put them back: the count is
-// logged, and the node restart (of another node) must lose none.
+// the userspace datapath of deploy/overlays/netdev that kind needs, packets
+// are forwarded by ovs-vswitchd itself: antrea-gw0 (a persistent tap) and
+// the routes through it stay, but nothing answers on it until the new
+// ovs-vswitchd runs and the agent has put its flows back. Those probes are
+// counted and logged (at most maxProbeOutage of them may be lost); the node
+// restart (of another node) must lose none.
 func TestFaultsUnderARPProbes(t *testing.T) {
 	f, ok := provider.(nodeFaulter)
 	if !ok {
