@@ -145,9 +145,10 @@ up() {
   VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)}
   export VERSION
   step "Docker engine" hack/docker.sh up
-  if docker ps -a --format '{{.Names}}' | grep -qE "^${CLUSTER}-(control-plane|worker|worker2)$"; then
-    die "containers named ${CLUSTER}-* exist that kind does not list as a cluster: remove them (docker rm -f ...) or make kind-down"
-  fi
+  local clash
+  clash="$(docker ps -a --format '{{.Names}}' | grep -E "^${CLUSTER}-(control-plane|worker|worker2)$" | tr '\n' ' ' || true)"
+  [[ -z "${clash}" ]] ||
+    die "containers with the node names exist but are not a kind cluster (not made by kind-up, so left alone): ${clash}; remove them (docker rm -f ${clash}) and run make kind-up again"
   step "kind, kubectl and the node image's binaries (hack/build-k8s-binaries.sh)" build_tools
   step "kind node image (hack/build-kind-node-image.sh)" node_image
   step "noderoute image (hack/build-image.sh) as ${IMAGE}" agent_image
