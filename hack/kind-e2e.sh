@@ -146,7 +146,7 @@ up() {
   export VERSION
   step "Docker engine" hack/docker.sh up
   local clash
-  clash="$(docker ps -a --format '{{.Names}}' | grep -E "^${CLUSTER}-(control-plane|worker|worker2)$" | tr '\n' ' ' || true)"
+  clash="$(docker ps -a --format '{{.Names}}' | grep -E "^${CLUSTER}-(control-plane|worker|worker2)$" | paste -sd ' ' || true)"
   [[ -z "${clash}" ]] ||
     die "containers with the node names exist but are not a kind cluster (not made by kind-up, so left alone): ${clash}; remove them (docker rm -f ${clash}) and run make kind-up again"
   step "kind, kubectl and the node image's binaries (hack/build-k8s-binaries.sh)" build_tools
