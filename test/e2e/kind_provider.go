@@ -137,26 +137,10 @@ func (p *kindProvider) ExecInterruptible(ctx context.Context, node string, out i
 	script := `echo $$ >"$0"; exec "$@"`
 	c := exec.Command("docker", append([]string{"exec", node, "sh", "-c", script, pidfile}, cmd...)...)
 	c.Stdout, c.Stderr = out, out
-	if err := c.Start(); err != nil {
-		return err
-	}
 	defer func() { _, _ = run(context.Background(), "", "docker", "exec", node, "rm", "-f", pidfile) }()
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	_, _ = run(context.Background(), "", "docker", "exec", node, "sh", "-c", `kill -INT "$(cat "$0")"`, pidfile)
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(10 * time.Second):
-		_ = c.Process.Kill()
-		<-done
-		return fmt.Errorf("%s did not stop within 10 s of SIGINT", cmd[0])
-	}
+	return runUntilDone(ctx, c, cmd[0], func() {
+		_, _ = run(context.Background(), "", "docker", "exec", node, "sh", "-c", `kill -INT "$(cat "$0")"`, pidfile)
+	})
 }
 
 // AgentID is the ID of the agent container running on node, read from the
@@ -366,11 +350,5 @@ func (p *kindProvider) AgentStatus(node string) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("status of the agent on %s: %w: %s", node, err, out)
 	}
-	status := map[string]string{}
-	for _, l := range strings.Split(out, "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			status[k] = strings.TrimSpace(v)
-		}
-	}
-	return status, nil
+	return parseProcStatus(out), nil
 }

@@ -218,13 +218,7 @@ func (p *localProvider) AgentStatus(node string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	status := map[string]string{}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			status[k] = strings.TrimSpace(v)
-		}
-	}
-	return status, nil
+	return parseProcStatus(string(b)), nil
 }
 
 func (p *localProvider) AgentSocket(node string) string {
@@ -275,25 +269,7 @@ func (p *localProvider) ExecInterruptible(ctx context.Context, node string, out 
 	c := exec.Command(p.script, append([]string{"exec", "--name", p.name, node, "--"}, cmd...)...)
 	c.Dir = repoRoot()
 	c.Stdout, c.Stderr = out, out
-	if err := c.Start(); err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	_ = c.Process.Signal(os.Interrupt)
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(10 * time.Second):
-		_ = c.Process.Kill()
-		<-done
-		return fmt.Errorf("%s did not stop within 10 s of SIGINT", cmd[0])
-	}
+	return runUntilDone(ctx, c, cmd[0], func() { _ = c.Process.Signal(os.Interrupt) })
 }
 
 // etcdKeyOfNode is where kube-apiserver stores a Node (its default
