@@ -27,8 +27,9 @@
 # The kubeconfig is _output/kind/kubeconfig (context kind-noderoute); nothing
 # is written to ~/.kube/config.
 #
-# Run here (2 cores, no registry): see docs/install.md ("Try it on kind") for
-# what was run and how long each step took.
+# Run on the development and CI machines (2 cores, cgroup v1, no registry),
+# in every CI run: docs/install.md ("Try it on kind", "What a run here
+# showed") has the timings and results of those runs.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
