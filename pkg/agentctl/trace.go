@@ -159,7 +159,11 @@ func (a *app) trace(ctx context.Context, node, gwIface, out string) int {
 			if check == nil {
 				check = a.newCheckSource(ctx, st, stErr, target)
 			}
-			gt.Check = check.about(ip, owner)
+			var table uint8
+			if len(gt.Path) > 0 {
+				table = gt.Path[len(gt.Path)-1].Table
+			}
+			gt.Check = check.about(ip, owner, table)
 		}
 		res.Traces = append(res.Traces, gt)
 	}

@@ -36,9 +36,10 @@ func (a *app) newCheckSource(ctx context.Context, st *apiserver.State, stErr err
 	return &checkSource{report: rep, routesErr: routesErr}
 }
 
-// about returns check's problems of node (when known) and of flows that
-// match gateway.
-func (c *checkSource) about(gateway net.IP, node string) *TraceCheck {
+// about returns check's problems of node (when known), of flows that
+// match gateway, and of the base flows of table, where the request fell
+// through (a missing fallback flow is why it was dropped).
+func (c *checkSource) about(gateway net.IP, node string, table uint8) *TraceCheck {
 	if c.err != nil {
 		return &TraceCheck{Problems: []Problem{}, Note: c.err.Error()}
 	}
@@ -47,13 +48,17 @@ func (c *checkSource) about(gateway net.IP, node string) *TraceCheck {
 		if c.routesErr != nil && p.Kind == KindRoute {
 			continue
 		}
-		if (node != "" && p.Node == node) || problemMatchesGateway(p, gateway) {
+		if (node != "" && p.Node == node) || problemMatchesGateway(p, gateway) || baseFlowProblemIn(p, table) {
 			tc.Problems = append(tc.Problems, p)
 		}
 	}
 	switch {
 	case len(tc.Problems) > 0:
-		tc.Note = fmt.Sprintf("agentctl check reports %d problem(s) for %s", len(tc.Problems), subject(gateway, node))
+		plural := "s"
+		if len(tc.Problems) == 1 {
+			plural = ""
+		}
+		tc.Note = fmt.Sprintf("agentctl check reports %d problem%s for %s or its table", len(tc.Problems), plural, subject(gateway, node))
 	case node == "":
 		tc.Note = fmt.Sprintf("no remote Node the agent knows has gateway %s, so check wants no responder for it and reports nothing (is the Node's pod CIDR set, and the IP the first address of it?)", gateway)
 	default:
@@ -70,6 +75,21 @@ func subject(gateway net.IP, node string) string {
 		return "gateway " + gateway.String()
 	}
 	return fmt.Sprintf("node %s (gateway %s)", node, gateway)
+}
+
+// baseFlowProblemIn is true for a missing or changed base flow (of no
+// Node) in table. Unexpected flows there are left out: had one mattered,
+// the trace would show it matching.
+func baseFlowProblemIn(p Problem, table uint8) bool {
+	if p.Kind != KindFlow || p.Node != "" || p.Problem == Unexpected {
+		return false
+	}
+	text := p.Want
+	if text == "" {
+		text = p.Have
+	}
+	f, err := ofctl.ParseLine(text)
+	return err == nil && f.Table == table
 }
 
 // problemMatchesGateway is true for a flow problem whose flow answers for
