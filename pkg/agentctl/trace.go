@@ -23,13 +23,17 @@ MAC and global address (read through netlink). It runs
   the path through the pipeline, in the agent's table names (Classifier,
   ArpResponder, NdpResponder, NdpResponderTll), each flow with its
   priority and cookie decoded (round, category, remote Node);
-  the final actions (IN_PORT when a responder answered);
+  the final action (IN_PORT when a responder answered);
   the reply's fields as OVS rewrote them (ARP: arp_op=2, eth_src and
   arp_sha the virtual MAC, arp_spa the gateway; NDP: icmpv6_type=136,
   ipv6_src the gateway, nd_tll the virtual MAC);
   when nothing answered: where the request fell through (the responder
   table's priority-190 NORMAL flow, its priority-0 drop, or no flow at
   all) and what 'agentctl check' says about the gateway's Node.
+
+JSON and YAML carry the same per gateway (path, finalAction, reply,
+outcome, answered, summary, check) and ofproto/trace's output verbatim
+(ovsTrace).
 
 --node needs the agent's local API (it maps the Node to its gateway IPs,
 one per pod CIDR); a gateway IP works without the agent (then the bridge
