@@ -1,11 +1,14 @@
 // Package agentctl is the logic of the agentctl command: it shows the OVS
 // flows and routes the noderoute agent programs on this node, maps them to
-// the Nodes they serve, and checks them against what the Nodes want.
+// the Nodes they serve, checks them against what the Nodes want, and
+// traces the kernel's address resolution of a remote gateway through the
+// bridge.
 //
 // Sources: the agent's local API (what the Nodes want as the agent
 // computed it, bridge, OVS run directory, flow round), `ovs-ofctl
-// dump-flows` for the flows (printed verbatim in text mode), netlink for
-// the routes. Each sits behind a small interface (Env) so that tests can
+// dump-flows` for the flows (printed verbatim in text mode), `ovs-appctl
+// ofproto/trace` for traces, netlink for the routes and the gateway
+// interface. Each sits behind a small interface (Env) so that tests can
 // run the commands in-process against fakes or a throwaway bridge.
 package agentctl
 
@@ -67,6 +70,11 @@ type Env struct {
 	Routes func(netnsPath string) (RouteLister, func(), error)
 	// Agent returns a client of the local API at socket.
 	Agent func(socket string, timeout time.Duration) AgentClient
+	// Tracer runs ofproto/trace.
+	Tracer ofctl.Tracer
+	// Gateway reads the gateway interface called name in the network
+	// namespace at netnsPath ("" for agentctl's own).
+	Gateway func(netnsPath, name string) (*GatewayInterface, error)
 }
 
 func (e *Env) defaults() {
@@ -78,6 +86,9 @@ func (e *Env) defaults() {
 	}
 	if e.Routes == nil {
 		e.Routes = netlinkRoutes
+	}
+	if e.Gateway == nil {
+		e.Gateway = netlinkGateway
 	}
 	if e.Agent == nil {
 		e.Agent = func(socket string, timeout time.Duration) AgentClient {
@@ -119,7 +130,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.apiSocket, "api-socket", g.apiSocket, "the agent's local API socket (default $"+APISocketEnv+" if set)")
 	fs.StringVar(&g.ovsRunDir, "ovs-rundir", g.ovsRunDir, "OVS run directory holding <bridge>.mgmt (default: the agent's, else "+DefaultOVSRunDir+")")
 	fs.StringVar(&g.bridge, "bridge", g.bridge, "OVS bridge (default: the agent's, else "+DefaultBridge+")")
-	fs.StringVar(&g.netns, "netns", g.netns, "network namespace (a path such as /var/run/netns/NAME) to read routes in (default: agentctl's own)")
+	fs.StringVar(&g.netns, "netns", g.netns, "network namespace (a path such as /var/run/netns/NAME) to read routes and the gateway interface in (default: agentctl's own)")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "how long to wait for the agent and for ovs-ofctl")
 }
 
@@ -135,6 +146,9 @@ Commands:
   routes    the routes the agent owns (proto 94) and the Node of each
   check     compare what the Nodes want with the bridge and the routing
             table; exit status 1 when they differ
+  trace     trace the kernel's ARP request or Neighbor Solicitation for a
+            remote gateway through the bridge (ovs-appctl ofproto/trace);
+            exit status 1 when it is not answered
   version   agentctl's version and the agent's
 
 Examples:
@@ -142,6 +156,8 @@ Examples:
   agentctl flows --node worker2 -o json
   agentctl routes
   agentctl check || echo "drift on this node"
+  agentctl trace --node worker2
+  agentctl trace 10.222.2.1 -o json
   kubectl exec -n kube-system <noderoute-agent pod> -c agent -- agentctl check
 
 Run 'agentctl <command> --help' for a command's flags.
@@ -150,10 +166,13 @@ Global flags (also accepted after the command):
 %s
 Where the data comes from: the agent's local API (--api-socket) says what
 the Nodes want, the bridge, the OVS run directory and the flow round;
-'ovs-ofctl dump-flows' reads the flows; netlink reads the routes. flows and
-routes work without the agent (without Node names); check needs it.
+'ovs-ofctl dump-flows' reads the flows, 'ovs-appctl ofproto/trace' traces
+packets; netlink reads the routes and the gateway interface. flows, routes
+and trace of a gateway IP work without the agent (without Node names);
+check and trace --node need it.
 
-Exit status: 0 done (check: no drift), 1 drift found by check, 2 error.
+Exit status: 0 done (check: no drift; trace: answered), 1 drift found by
+check or a request trace found unanswered, 2 error.
 `
 
 // command is one subcommand.
@@ -161,11 +180,14 @@ type command struct {
 	name    string
 	summary string
 	usage   string
+	// arguments describes the positional arguments the command takes
+	// ("" for none); they may come before, between or after the flags.
+	arguments string
 	// flags registers the command's own flags and returns its run func.
 	flags func(fs *flag.FlagSet, a *app) func(ctx context.Context) int
 }
 
-var commands = []command{flowsCommand, routesCommand, checkCommand, versionCommand}
+var commands = []command{flowsCommand, routesCommand, checkCommand, traceCommand, versionCommand}
 
 func findCommand(name string) *command {
 	for i := range commands {
@@ -180,6 +202,8 @@ func findCommand(name string) *command {
 type app struct {
 	env Env
 	g   globals
+	// args are the command's positional arguments.
+	args []string
 }
 
 // Run runs agentctl with args (without the program name) and returns the
@@ -221,15 +245,24 @@ func Run(ctx context.Context, args []string, env Env) int {
 	fs.SetOutput(io.Discard)
 	runCmd := cmd.flags(fs, a)
 	a.g.register(fs)
-	if err := fs.Parse(cmdArgs); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			a.printCommandUsage(env.Stdout, cmd, fs)
-			return ExitOK
+	// The flag package stops at the first argument that is not a flag:
+	// take it and go on, so that "trace 10.222.2.1 -o json" works.
+	for {
+		if err := fs.Parse(cmdArgs); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				a.printCommandUsage(env.Stdout, cmd, fs)
+				return ExitOK
+			}
+			return a.usageError(cmd.name, err)
 		}
-		return a.usageError(cmd.name, err)
-	}
-	if fs.NArg() > 0 {
-		return a.usageError(cmd.name, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+		if fs.NArg() == 0 {
+			break
+		}
+		if cmd.arguments == "" {
+			return a.usageError(cmd.name, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+		}
+		a.args = append(a.args, fs.Arg(0))
+		cmdArgs = fs.Args()[1:]
 	}
 	if a.g.timeout <= 0 {
 		return a.usageError(cmd.name, fmt.Errorf("--timeout must be positive"))
@@ -253,7 +286,11 @@ func (a *app) printUsage(w io.Writer) {
 }
 
 func (a *app) printCommandUsage(w io.Writer, cmd *command, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "%s\n\nUsage:\n  agentctl %s [flags]\n\n%s\nFlags (global flags included):\n%s", cmd.summary, cmd.name, cmd.usage, flagDefaults(fs))
+	synopsis := cmd.name + " [flags]"
+	if cmd.arguments != "" {
+		synopsis += " " + cmd.arguments
+	}
+	fmt.Fprintf(w, "%s\n\nUsage:\n  agentctl %s\n\n%s\nFlags (global flags included):\n%s", cmd.summary, synopsis, cmd.usage, flagDefaults(fs))
 }
 
 func flagDefaults(fs *flag.FlagSet) string {

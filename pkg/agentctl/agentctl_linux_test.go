@@ -290,3 +290,85 @@ func TestAgentctlDualStackAgainstRealBridge(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceAgainstRealBridge traces worker1's requests through its real
+// bridge with the seed's flows (Antrea's table 20) plus IPv6: answered for
+// worker2's gateways, then the priority-190 NORMAL, the priority-0 drop and
+// a missing responder flow named, with the agent and without it.
+func TestTraceAgainstRealBridge(t *testing.T) {
+	n := setUpWith(t, nodesim.DualStackNodes())
+	n.run()
+	// Table 20 is the seed's (the IPv6 flows are in tables 21 and 22).
+	seed, err := os.ReadFile("../ovs/openflow/testdata/seed-table20.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := n.ovs.Ofctl("dump-flows", nodesim.Bridge, "table=20", "--no-stats")
+	if err != nil || strings.ReplaceAll(out, "\n ", "\n") != strings.TrimSpace(string(seed)) {
+		t.Fatalf("table 20 is not the seed's: %v\n%s\nwant:\n%s", err, out, seed)
+	}
+
+	code, out, errOut := n.agentctl(t, "trace", "--node", "worker2", "-o", "json")
+	var res agentctl.TraceOutput
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != agentctl.ExitOK || errOut != "" {
+		t.Fatalf("trace --node worker2: exit %d, %v, stderr %q\n%s", code, err, errOut, out)
+	}
+	if len(res.Traces) != 2 || res.GatewayInterface.Name != "antrea-gw0" || res.GatewayInterface.IPv4 != "10.222.1.1" || res.GatewayInterface.IPv6 != "fd00:10:222:1::1" {
+		t.Fatalf("%+v", res)
+	}
+	arp, nd := res.Traces[0], res.Traces[1]
+	if !arp.Answered || arp.FinalAction != "IN_PORT" || arp.Reply.Op != "2" || arp.Reply.SHA != "aa:bb:cc:dd:ee:ff" ||
+		arp.Reply.EthSrc != "aa:bb:cc:dd:ee:ff" || arp.Reply.SPA != "10.222.2.1" || arp.Reply.EthDst != res.GatewayInterface.MAC ||
+		len(arp.Path) != 2 || arp.Path[1].TableName != "ArpResponder" || arp.Path[1].Node != "worker2" || arp.Path[1].Cookie.Raw != "0x1020000000000" {
+		t.Errorf("ARP: %+v\n%s", arp, arp.OVSTrace)
+	}
+	if !nd.Answered || nd.FinalAction != "IN_PORT" || nd.Reply.ICMPv6Type != "136" || nd.Reply.NDTLL != "aa:bb:cc:dd:ee:ff" ||
+		nd.Reply.IPv6Src != "fd00:10:222:2::1" || nd.Path[1].Node != "worker2" {
+		t.Errorf("NDP: %+v\n%s", nd, nd.OVSTrace)
+	}
+	if code, out, _ = n.agentctl(t, "trace", "--node", "worker2"); code != agentctl.ExitOK || strings.Count(out, "result:  ANSWERED") != 2 {
+		t.Errorf("trace --node worker2 (text): exit %d\n%s", code, out)
+	}
+
+	// A gateway no Node has: the priority-190 NORMAL, named.
+	code, out, _ = n.agentctl(t, "trace", "10.222.9.1", "fd00:10:222:9::1")
+	if code != agentctl.ExitDrift || !strings.Contains(out, "fell through table 20 (ArpResponder) to its priority-190 NORMAL flow") ||
+		!strings.Contains(out, "fell through table 21 (NdpResponder) to its priority-190 NORMAL flow") {
+		t.Errorf("unknown gateways: exit %d\n%s", code, out)
+	}
+
+	// worker2's ARP responder flow deleted by hand: it falls to the
+	// NORMAL flow and check's missing flow is shown.
+	if out, err := n.ovs.Ofctl("del-flows", nodesim.Bridge, "table=20,arp,arp_tpa=10.222.2.1,arp_op=1"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	code, out, _ = n.agentctl(t, "trace", "--node", "worker2")
+	if code != agentctl.ExitDrift || !strings.Contains(out, "priority-190 NORMAL flow: no responder flow for 10.222.2.1") ||
+		!strings.Contains(out, "missing flow of node worker2:\n    cookie=0x1020000000000, table=20, priority=200,arp,arp_tpa=10.222.2.1,arp_op=1 actions=") ||
+		strings.Count(out, "result:  ANSWERED") != 1 {
+		t.Errorf("flow missing: exit %d\n%s", code, out)
+	}
+	// And the fallback gone too: the priority-0 drop, named.
+	if out, err := n.ovs.Ofctl("del-flows", "--strict", nodesim.Bridge, "table=20,priority=190,arp"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	code, out, _ = n.agentctl(t, "trace", "10.222.2.1", "-o", "json")
+	res = agentctl.TraceOutput{}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != agentctl.ExitDrift {
+		t.Fatalf("exit %d, %v\n%s", code, err, out)
+	}
+	if tr := res.Traces[0]; tr.Outcome != agentctl.OutcomeDropped || tr.FinalAction != "drop" || tr.Path[1].Priority != 0 ||
+		!strings.Contains(tr.Summary, "priority-0 drop flow") || tr.Check == nil || len(tr.Check.Problems) != 2 {
+		t.Errorf("dropped: %+v\ncheck %+v", tr, tr.Check)
+	}
+
+	// Without the agent: the IP form, on the bridge of --ovs-rundir.
+	code, out, errOut = n.agentctl(t, "--api-socket", "/nonexistent/agent.sock", "--ovs-rundir", n.ovs.RunDir, "trace", "fd00:10:222:2::1")
+	if code != agentctl.ExitOK || !strings.Contains(out, "result:  ANSWERED") || !strings.Contains(errOut, "without Node names") {
+		t.Errorf("IP without the agent: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = n.agentctl(t, "--api-socket", "/nonexistent/agent.sock", "trace", "--node", "worker2")
+	if code != agentctl.ExitError || !strings.Contains(errOut, "--node needs the agent's local API") {
+		t.Errorf("--node without the agent: exit %d %q", code, errOut)
+	}
+}

@@ -120,6 +120,9 @@ type harness struct {
 	dumper *fakeDumper
 	routes fakeRoutes
 	netns  string
+	// tracer and gateway serve agentctl trace.
+	tracer  *fakeTracer
+	gateway *GatewayInterface
 }
 
 func newHarness() *harness {
@@ -135,7 +138,15 @@ func (h *harness) run(t *testing.T, args ...string) (code int, stdout, stderr st
 			h.netns = ns
 			return h.routes, func() {}, nil
 		},
-		Agent: func(string, time.Duration) AgentClient { return h.agent },
+		Agent:  func(string, time.Duration) AgentClient { return h.agent },
+		Tracer: h.tracer,
+		Gateway: func(ns, name string) (*GatewayInterface, error) {
+			h.netns = ns
+			if h.gateway == nil || h.gateway.Name != name {
+				return nil, errors.New("gateway interface " + name + ": Link not found")
+			}
+			return h.gateway, nil
+		},
 	}
 	code = Run(context.Background(), args, env)
 	return code, out.String(), errOut.String()

@@ -126,20 +126,25 @@ func (e Exec) DumpFlows(ctx context.Context, t Target, opts DumpOptions) ([]Flow
 	return flows, nil
 }
 
-// binary finds ovs-ofctl: in PATH, then where Debian and source builds put
-// it (a non-login root shell may lack the sbin directories).
+// binary finds ovs-ofctl.
 func (e Exec) binary() (string, error) {
 	if e.Binary != "" {
 		return e.Binary, nil
 	}
-	if p, err := exec.LookPath("ovs-ofctl"); err == nil {
+	return findBinary("ovs-ofctl")
+}
+
+// findBinary finds an OVS tool: in PATH, then where Debian and source
+// builds put it (a non-login root shell may lack the sbin directories).
+func findBinary(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
 	for _, dir := range []string{"/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/sbin", "/bin"} {
-		p := filepath.Join(dir, "ovs-ofctl")
+		p := filepath.Join(dir, name)
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
 			return p, nil
 		}
 	}
-	return "", errors.New("ovs-ofctl not found in PATH: install openvswitch-common, or run agentctl in the agent's container (kubectl exec -n kube-system <agent pod> -c agent -- agentctl ...)")
+	return "", fmt.Errorf("%s not found in PATH: install openvswitch-common, or run agentctl in the agent's container (kubectl exec -n kube-system <agent pod> -c agent -- agentctl ...)", name)
 }
