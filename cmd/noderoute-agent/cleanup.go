@@ -26,7 +26,8 @@ there, and nothing else:
     (external_ids:noderoute-owner=noderoute-agent); a bridge the operator
     made stays, with the agent's flows removed.
 Foreign routes, flows, ports and bridges are never touched. It refuses to run
-while an agent answers on --api-socket (an agent would put everything back).
+while an agent answers on --api-socket (an agent would put everything back);
+--dry-run then still lists, with a note.
 Run it again to check: it then says "nothing to remove".
 
 Exit status: 0 clean (or, with --dry-run, the listing done), 1 something could

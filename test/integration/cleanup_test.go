@@ -200,6 +200,11 @@ func TestCleanupRefusedWhileAgentRuns(t *testing.T) {
 		t.Fatalf("cleanup while the agent runs: %v, want ErrAgentRunning", err)
 	}
 	t.Logf("refused: %v", err)
+	// A dry run still lists, after a note.
+	out, err := runCleanup(t, n, true, sock)
+	if err != nil || !strings.Contains(out, "note: noderoute-agent is running on this node") || !strings.Contains(out, "would remove 2 routes") {
+		t.Errorf("dry run while the agent runs: %v\n%s", err, out)
+	}
 	if out := must(t)(n.OVS.Exec("ip", "route", "show", "proto", "94")); len(lines(out)) != 2 {
 		t.Errorf("routes after refused cleanup:\n%s", out)
 	}

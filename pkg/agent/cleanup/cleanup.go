@@ -27,7 +27,8 @@ import (
 
 // ErrAgentRunning is returned, before anything is read or changed, when an
 // agent answers on the local API socket: it would put everything back
-// within seconds (its watchers and monitors repair deletions).
+// within seconds (its watchers and monitors repair deletions). A dry run
+// goes ahead, with a note.
 var ErrAgentRunning = errors.New("noderoute-agent is running on this node")
 
 // ErrIncomplete is wrapped by Run's error when something could not be
@@ -62,7 +63,12 @@ type item struct {
 func Run(ctx context.Context, opts Options) error {
 	cfg := opts.Config
 	if err := checkAgentStopped(cfg.APISocket); err != nil {
-		return err
+		if !opts.DryRun {
+			return err
+		}
+		// A dry run changes nothing, so it may preview what an
+		// uninstall will remove while the agent still runs.
+		fmt.Fprintf(opts.Out, "note: %v; this dry run only lists\n", err)
 	}
 	p := &planner{opts: opts}
 	items := p.plan(ctx)
