@@ -77,6 +77,9 @@ Commands:
         current bin/noderoute-agent (run 'make build' first to pick up changes).
         --caps: start it with only these capabilities (e.g. net_admin, or
         none), as root, through setpriv (see NRT_AGENT_CAPS).
+  stop-agent NODE
+        SIGTERM NODE's agent and leave it stopped (e.g. before
+        'exec NODE -- noderoute-agent cleanup'); restart-agent starts it again.
   logs NODE [-f] [-n LINES]
         Tail NODE's agent log (default 100 lines; -f follows).
   stop-api / start-api [--etcd-only]
@@ -980,6 +983,26 @@ cmd_restart_agent() { # NODE [--kill]
   log "agent of ${node} started again (pid $(read_pid "$(node_dir "${node}")/agent.pid")); log: ${OUT_DIR#"${REPO_ROOT}/"}/${node}/agent.log"
 }
 
+cmd_stop_agent() { # NODE
+  require_root
+  derive
+  local node=""
+  while (($#)); do
+    case "$1" in
+      --name) NAME="${2:?--name needs a value}"; derive; shift ;;
+      --name=*) NAME="${1#--name=}"; derive ;;
+      -*) die "stop-agent: unknown option $1" ;;
+      *) [[ -z "${node}" ]] || die "stop-agent takes one NODE"; node=$1 ;;
+    esac
+    shift
+  done
+  [[ -n "${node}" ]] || die "usage: stop-agent NODE"
+  load_state
+  require_node "${node}"
+  stop_agent "${node}" TERM
+  log "agent of ${node} stopped; 'restart-agent ${node}' starts it again"
+}
+
 cmd_logs() { # NODE [-f] [-n LINES]
   derive
   local node="" follow=0 lines=100
@@ -1047,6 +1070,7 @@ main() {
     exec) cmd_exec "$@" ;;
     kubectl) cmd_kubectl "$@" ;;
     restart-agent) cmd_restart_agent "$@" ;;
+    stop-agent) cmd_stop_agent "$@" ;;
     logs) cmd_logs "$@" ;;
     stop-api) parse_common_opts "$@"; cmd_stop_api ;;
     start-api) cmd_start_api "$@" ;;

@@ -28,6 +28,8 @@ answers Neighbor Solicitations instead.
 
 Usage:
   noderoute-agent [flags]
+  noderoute-agent cleanup [--dry-run] [flags]   remove what the agent put on
+                                                this node (cleanup --help)
 
 Examples:
   # In a DaemonSet (NODE_NAME from the downward API, in-cluster config):
@@ -44,6 +46,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "cleanup" {
+		return runCleanup(args[1:])
+	}
 	fs := flag.NewFlagSet("noderoute-agent", flag.ContinueOnError)
 	// Of klog's many flags, offer the two an operator needs; logs go to
 	// stderr, which the container runtime collects.

@@ -141,6 +141,11 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("configure gateway interface: %w", err)
 	}
 	klog.InfoS("Gateway interface configured", "interface", cfg.GatewayInterface, "addresses", fmt.Sprint(gateways))
+	// Recorded so that `noderoute-agent cleanup` can take off exactly
+	// these, also from a gateway port the agent did not create.
+	if err := ovsdb.RecordGatewayAddresses(ctx, cfg.GatewayInterface, addrStrings(gateways)); err != nil {
+		return err
+	}
 
 	// From here on, a bridge or gateway port that vanishes (deleted by
 	// hand, ovsdb-server restarted on a fresh database) is put back, with
@@ -226,4 +231,12 @@ func waitForLocalGateways(ctx context.Context, lister corelisters.NodeLister, na
 		return nil, fmt.Errorf("wait for pod CIDR of node %s: %w", name, err)
 	}
 	return gateways, nil
+}
+
+func addrStrings(addrs []*net.IPNet) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, a.String())
+	}
+	return out
 }

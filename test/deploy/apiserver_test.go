@@ -83,6 +83,14 @@ func TestDeployOnAPIServer(t *testing.T) {
 				t.Errorf("%s: %d objects, want 5", v.name, n)
 			}
 		}
+		// The clean-up DaemonSet (docs/install.md, "Uninstall").
+		for dir := range cleanupKustomizations {
+			out := kubectl(t, "apply", "--dry-run=server", "--validate=strict", "-k", repoPath(t, dir))
+			t.Logf("kubectl apply --dry-run=server --validate=strict -k %s:\n%s", dir, out)
+			if want := "daemonset.apps/noderoute-cleanup created (server dry run)"; strings.TrimSpace(out) != want {
+				t.Errorf("%s: %q, want %q", dir, out, want)
+			}
+		}
 		if out, err := api.Kubectl("get", "-n", namespace, "daemonset", name); err == nil || !strings.Contains(out, "NotFound") {
 			t.Errorf("after the dry runs: kubectl get daemonset: %v %s (want NotFound)", err, out)
 		}

@@ -684,6 +684,10 @@ func TestInstallDoc(t *testing.T) {
 		"agentctl flows",
 		"ip route flush proto 94",
 		"ovs-vsctl del-br br-int",
+		"kubectl apply -k deploy/cleanup",
+		"kubectl delete -k deploy/cleanup",
+		"noderoute-agent cleanup --dry-run",
+		"external_ids:noderoute-owner=noderoute-agent",
 		"/var/lib/noderoute/openvswitch",
 		"/var/run/noderoute",
 	} {

@@ -9,7 +9,8 @@ package deploy
 // while OVS is down and 200 again after the agent reconnects (the liveness
 // probe's premise), the agent's exit within terminationGracePeriodSeconds
 // on SIGTERM, what the hostPaths hold (the local API socket's mode 0600),
-// and the uninstall steps of docs/install.md. What is taken from the
+// and the uninstall steps of docs/install.md (deploy/cleanup/netdev's
+// cleanup container run next to the same ovs container). What is taken from the
 // rendered manifests (deploy/overlays/netdev: this machine has no
 // openvswitch kernel module), verbatim:
 //
@@ -241,19 +242,34 @@ func testPod(t *testing.T, api *localapi.Cluster) {
 		t.Errorf("agentctl check in the new pod: %v\n%s", err, out)
 	}
 
-	// docs/install.md's manual clean-up, run in the agent container as
-	// documented, removes the bridge, its ports and the routes.
+	// Uninstall as docs/install.md has it: the agent DaemonSet goes (its
+	// pod stops), then deploy/cleanup/netdev's cleanup container runs next
+	// to the same ovs container (TestCleanupManifests checks it is the
+	// agent's), on the same hostPaths and config.
 	t.Run("Uninstall", func(t *testing.T) {
-		doc, err := os.ReadFile(repoPath(t, "docs/install.md"))
-		if err != nil {
-			t.Fatal(err)
+		ds := cleanupDaemonSet(t, "deploy/cleanup/netdev")
+		cl := container(t, &ds.Spec.Template.Spec, "cleanup")
+		runCleanup := func() (string, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			var out bytes.Buffer
+			cmd := p.command(ctx, cl, append(slices.Clone(cl.Command), cl.Args...))
+			cmd.Stdout, cmd.Stderr = &out, &out
+			err := cmd.Run()
+			t.Logf("cleanup container: %v\n%s", err, out.String())
+			return out.String(), err
 		}
-		m := regexp.MustCompile(`-c agent -- sh -c \\\s*'([^']*del-br[^']*)'`).FindSubmatch(doc)
-		if m == nil {
-			t.Fatal("docs/install.md: no clean-up command (kubectl exec ... -c agent -- sh -c '... del-br ...')")
+		// While the agent runs, cleanup refuses and changes nothing.
+		if out, err := runCleanup(); err == nil || !strings.Contains(out, "noderoute-agent is running on this node") {
+			t.Errorf("cleanup while the agent runs: %v, want a refusal", err)
 		}
-		out, _ := p.exec("agent", "sh", "-c", string(m[1]))
-		t.Logf("kubectl exec -c agent -- sh -c '%s':\n%s", m[1], out)
+		if r := p.ip("route", "show", "proto", "94"); strings.Count(r, "onlink") != 2 {
+			t.Errorf("routes after the refused cleanup (want both kept):\n%s", r)
+		}
+		p.stop("agent", syscall.SIGTERM)
+		if _, err := runCleanup(); err != nil {
+			t.Fatalf("cleanup: %v", err)
+		}
 		links := p.ip("-br", "link")
 		for _, l := range []string{"br-int", "antrea-gw0"} {
 			if regexp.MustCompile(`(?m)^` + l + `\s`).MatchString(links) {
@@ -262,6 +278,9 @@ func testPod(t *testing.T, api *localapi.Cluster) {
 		}
 		if r := p.ip("route", "show", "proto", "94") + p.ip("-6", "route", "show", "proto", "94"); strings.TrimSpace(r) != "" {
 			t.Errorf("routes of protocol 94 after the clean-up:\n%s", r)
+		}
+		if out, err := runCleanup(); err != nil || !strings.Contains(out, "nothing to remove") {
+			t.Errorf("second cleanup: %v, want \"nothing to remove\"", err)
 		}
 	})
 }

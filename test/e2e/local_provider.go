@@ -338,6 +338,20 @@ func (p *localProvider) RestartAgent(ctx context.Context, node string, kill bool
 	return nil
 }
 
+// StopAgent implements agentStopper.
+func (p *localProvider) StopAgent(ctx context.Context, node string) error {
+	out, err := p.run(ctx, "", "stop-agent", "--name", p.name, node)
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, out)
+	}
+	return nil
+}
+
+// OVSRunDir implements agentStopper (node_ovs_dir of hack/local-cluster.sh).
+func (p *localProvider) OVSRunDir(node string) string {
+	return filepath.Join(p.outDir(), node, "ovs")
+}
+
 func (p *localProvider) StopAPIServer(ctx context.Context) error {
 	if out, err := p.run(ctx, "", "stop-api", "--name", p.name); err != nil {
 		return fmt.Errorf("%w: %s", err, out)

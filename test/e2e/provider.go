@@ -66,3 +66,12 @@ type capsRestarter interface {
 	// AgentSocket is the path of the agent's local API socket.
 	AgentSocket(node string) string
 }
+
+// agentStopper stops a node's agent and leaves it stopped (RestartAgent
+// starts it again), and says where the node's OVS run directory is, for
+// `noderoute-agent cleanup` run through Exec. The kind provider has no such
+// thing: there the agent is the DaemonSet's container, and Exec runs in it.
+type agentStopper interface {
+	StopAgent(ctx context.Context, node string) error
+	OVSRunDir(node string) string
+}

@@ -131,14 +131,18 @@ func (e *FlagError) Error() string {
 func (e *FlagError) Unwrap() error { return e.Err }
 
 // Validate checks every value and names the flag of the first bad one.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return c.validate(true) }
+
+// validate is Validate; requireNode false accepts an empty node name (a set
+// one must still be valid).
+func (c *Config) validate(requireNode bool) error {
 	bad := func(flag, format string, args ...interface{}) error {
 		return &FlagError{Flag: flag, Err: fmt.Errorf(format, args...)}
 	}
-	if c.NodeName == "" {
+	if c.NodeName == "" && requireNode {
 		return bad("node-name", "empty: set --node-name or $NODE_NAME")
 	}
-	if errs := validation.IsDNS1123Subdomain(c.NodeName); len(errs) > 0 {
+	if errs := validation.IsDNS1123Subdomain(c.NodeName); c.NodeName != "" && len(errs) > 0 {
 		return bad("node-name", "%q is not a valid Node name: %s", c.NodeName, strings.Join(errs, "; "))
 	}
 	if c.Kubeconfig != "" {
@@ -225,6 +229,18 @@ func validInterfaceName(name string) error {
 // command line. It returns flag.ErrHelp for -h/--help after printing usage
 // to the flag set's output, and a *FlagError for anything bad.
 func Parse(fs *flag.FlagSet, args []string) (*Config, error) {
+	return parseConfig(fs, args, true)
+}
+
+// ParseForCleanup is Parse for `noderoute-agent cleanup`: the same flags and
+// config file, so that the agent's own configuration can be passed as it
+// is, but the node name may be empty, since cleanup only acts on this node's
+// bridge and routing table and never asks the API server.
+func ParseForCleanup(fs *flag.FlagSet, args []string) (*Config, error) {
+	return parseConfig(fs, args, false)
+}
+
+func parseConfig(fs *flag.FlagSet, args []string, requireNode bool) (*Config, error) {
 	cfg := Default()
 	var configFile string
 	flags := cfg // the flags' own values; only the ones set are used
@@ -280,7 +296,7 @@ func Parse(fs *flag.FlagSet, args []string) (*Config, error) {
 			cfg.MetricsBindAddress = flags.MetricsBindAddress
 		}
 	})
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(requireNode); err != nil {
 		return nil, err
 	}
 	return &cfg, nil

@@ -148,3 +148,30 @@ func TestAPISocketAndMetricsAddress(t *testing.T) {
 		t.Errorf("socket %q, metrics %q", cfg.APISocket, cfg.MetricsAddress())
 	}
 }
+
+func TestParseForCleanupNeedsNoNodeName(t *testing.T) {
+	t.Setenv("NODE_NAME", "")
+	parseCleanup := func(args ...string) (*Config, error) {
+		fs := flag.NewFlagSet("noderoute-agent cleanup", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		return ParseForCleanup(fs, args)
+	}
+	cfg, err := parseCleanup("--ovs-bridge=br-test")
+	if err != nil {
+		t.Fatalf("cleanup without a node name: %v", err)
+	}
+	if cfg.OVSBridge != "br-test" {
+		t.Errorf("bridge %q, want br-test", cfg.OVSBridge)
+	}
+	// Other values are checked as for the agent.
+	if _, err := parseCleanup("--ovs-rundir=relative"); err == nil || !strings.Contains(err.Error(), "invalid --ovs-rundir") {
+		t.Errorf("bad --ovs-rundir: %v, want an error naming it", err)
+	}
+	if _, err := parseCleanup("--node-name=Not_A_Node"); err == nil || !strings.Contains(err.Error(), "invalid --node-name") {
+		t.Errorf("bad --node-name: %v, want an error naming it", err)
+	}
+	// The agent itself still needs one.
+	if _, err := parse(t); err == nil || !strings.Contains(err.Error(), "invalid --node-name") {
+		t.Errorf("agent without a node name: %v, want an error naming --node-name", err)
+	}
+}

@@ -217,7 +217,7 @@ func (c *Client) createBridgeOps(ctx context.Context, cfg BridgeConfig, datapath
 	}
 
 	iface := &interfaceRow{UUID: "nr_gw_iface", Name: gwPort, Type: ifaceInternal}
-	port := &portRow{UUID: "nr_gw_port", Name: gwPort, Interfaces: []string{iface.UUID}}
+	port := newGatewayPort(gwPort, iface)
 	mode := failModeSecure
 	br := &bridgeRow{
 		UUID:         "nr_bridge",
@@ -226,9 +226,10 @@ func (c *Client) createBridgeOps(ctx context.Context, cfg BridgeConfig, datapath
 		Protocols:    bridgeProtocols,
 		FailMode:     &mode,
 		Ports:        []string{port.UUID},
+		ExternalIDs:  map[string]string{OwnerExternalID: OwnerAgent},
 	}
 	if cfg.FlowRound != 0 {
-		br.ExternalIDs = map[string]string{RoundExternalID: strconv.Itoa(int(cfg.FlowRound))}
+		br.ExternalIDs[RoundExternalID] = strconv.Itoa(int(cfg.FlowRound))
 	}
 	ops, err := c.ovs.Create(iface, port, br)
 	if err != nil {
@@ -255,7 +256,7 @@ func (c *Client) gatewayPortOps(ctx context.Context, br *bridgeRow, gwPort strin
 	}
 	if len(ports) == 0 {
 		iface := &interfaceRow{UUID: "nr_gw_iface", Name: gwPort, Type: ifaceInternal}
-		port := &portRow{UUID: "nr_gw_port", Name: gwPort, Interfaces: []string{iface.UUID}}
+		port := newGatewayPort(gwPort, iface)
 		ops, err := c.ovs.Create(iface, port)
 		if err != nil {
 			return nil, fmt.Errorf("building creation of port %s: %w", gwPort, err)
@@ -294,6 +295,45 @@ func (c *Client) gatewayPortOps(ctx context.Context, br *bridgeRow, gwPort strin
 		return nil, fmt.Errorf("building update of interface %s: %w", gwPort, err)
 	}
 	return ops, nil
+}
+
+// newGatewayPort is the row of a gateway port the agent creates, marked as
+// the agent's (OwnerExternalID) so that cleanup may delete it.
+func newGatewayPort(name string, iface *interfaceRow) *portRow {
+	return &portRow{
+		UUID:        "nr_gw_port",
+		Name:        name,
+		Interfaces:  []string{iface.UUID},
+		ExternalIDs: map[string]string{OwnerExternalID: OwnerAgent},
+	}
+}
+
+// RecordGatewayAddresses implements Interface. A map insert does not
+// overwrite, so the key is deleted and inserted again in one transaction.
+func (c *Client) RecordGatewayAddresses(ctx context.Context, gatewayPort string, addrs []string) error {
+	ports, err := selectRows[portRow](ctx, c, tablePort, ovsdb.NewCondition("name", ovsdb.ConditionEqual, gatewayPort))
+	if err != nil {
+		return err
+	}
+	if len(ports) == 0 {
+		return fmt.Errorf("record gateway addresses: port %s not found in OVSDB at %s", gatewayPort, c.endpoint)
+	}
+	want := strings.Join(addrs, ",")
+	if ports[0].ExternalIDs[GatewayAddressesExternalID] == want {
+		return nil
+	}
+	row := &portRow{UUID: ports[0].UUID}
+	ops, err := c.ovs.Where(row).Mutate(row,
+		model.Mutation{Field: &row.ExternalIDs, Mutator: ovsdb.MutateOperationDelete, Value: []string{GatewayAddressesExternalID}},
+		model.Mutation{Field: &row.ExternalIDs, Mutator: ovsdb.MutateOperationInsert, Value: map[string]string{GatewayAddressesExternalID: want}},
+	)
+	if err != nil {
+		return fmt.Errorf("building update of port %s external_ids: %w", gatewayPort, err)
+	}
+	if _, err := c.transact(ctx, ops); err != nil {
+		return fmt.Errorf("record gateway addresses on port %s: %w", gatewayPort, err)
+	}
+	return nil
 }
 
 // NextFlowRound implements Interface. The read and the write are separate

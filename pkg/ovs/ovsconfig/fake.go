@@ -20,6 +20,8 @@ type Fake struct {
 	Bridges map[string]BridgeConfig
 	// Rounds are the last rounds stored, by bridge name.
 	Rounds map[string]uint16
+	// GatewayAddresses are the addresses recorded, by gateway port name.
+	GatewayAddresses map[string][]string
 	// EnsureBridgeCalls counts EnsureBridge calls, failed ones included.
 	EnsureBridgeCalls int
 	// Closed is set by Close.
@@ -84,6 +86,17 @@ func (f *Fake) NextFlowRound(_ context.Context, bridge string) (uint16, error) {
 	next := openflow.NextRound(f.Rounds[bridge])
 	f.Rounds[bridge] = next
 	return next, nil
+}
+
+// RecordGatewayAddresses implements Interface.
+func (f *Fake) RecordGatewayAddresses(_ context.Context, gatewayPort string, addrs []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.GatewayAddresses == nil {
+		f.GatewayAddresses = map[string][]string{}
+	}
+	f.GatewayAddresses[gatewayPort] = append([]string(nil), addrs...)
+	return nil
 }
 
 // Close implements Interface.

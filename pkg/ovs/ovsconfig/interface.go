@@ -20,6 +20,22 @@ const (
 // round an agent started with.
 const RoundExternalID = "noderoute-flow-round"
 
+// OwnerExternalID is the external_ids key the agent sets, to OwnerAgent, on
+// the bridge and the gateway port it creates (never on ones that existed
+// before). `noderoute-agent cleanup` deletes a bridge or port only when it
+// carries it: one an operator made stays. Bridges and ports created before
+// the key existed count as the operator's.
+const OwnerExternalID = "noderoute-owner"
+
+// OwnerAgent is OwnerExternalID's value.
+const OwnerAgent = "noderoute-agent"
+
+// GatewayAddressesExternalID is the gateway port's external_ids key listing
+// the addresses the agent gave the gateway interface (comma-separated, with
+// prefix length), so that cleanup can take exactly those off an interface
+// it did not create.
+const GatewayAddressesExternalID = "noderoute-gateway-addresses"
+
 // BridgeConfig describes the bridge the agent needs.
 type BridgeConfig struct {
 	Name         string
@@ -43,6 +59,10 @@ type Interface interface {
 	// OpenFlow13, fail_mode secure, the given datapath type) and its
 	// internal gateway port, or corrects them if they exist. Idempotent.
 	EnsureBridge(ctx context.Context, cfg BridgeConfig) error
+	// RecordGatewayAddresses stores addrs (e.g. "10.222.1.1/24") in the
+	// gateway port's external_ids (GatewayAddressesExternalID), replacing
+	// what was there; other keys are left alone.
+	RecordGatewayAddresses(ctx context.Context, gatewayPort string, addrs []string) error
 	// NextFlowRound reads the round stored on the bridge, stores and
 	// returns the next one (1 on a bridge that has none).
 	NextFlowRound(ctx context.Context, bridge string) (uint16, error)

@@ -150,6 +150,13 @@ func (h *Host) NewAgent(t testing.TB, client kubernetes.Interface, resyncPeriod 
 	if err := route.ConfigureGateway(h.Handle, GatewayInterface, gateways, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	addrs := make([]string, 0, len(gateways))
+	for _, g := range gateways {
+		addrs = append(addrs, g.String())
+	}
+	if err := ovsdb.RecordGatewayAddresses(ctx, GatewayInterface, addrs); err != nil {
+		t.Fatal(err)
+	}
 	bridge.FlowRound = round
 	monitor := agent.NewBridgeMonitor(ovsdb, bridge, h.Handle, gateways)
 	factory := informers.NewSharedInformerFactory(client, 0)
