@@ -352,3 +352,28 @@ func (p *kindProvider) AgentStatus(node string) (map[string]string, error) {
 	}
 	return parseProcStatus(out), nil
 }
+
+// RenderedCleanup is deploy/cleanup/netdev (kind nodes use the userspace
+// datapath) with the image kind-up loads, noderoute/noderoute:e2e.
+func (p *kindProvider) RenderedCleanup(ctx context.Context) (string, error) {
+	out, err := run(ctx, "", p.kubectl, "kustomize", filepath.Join(repoRoot(), "deploy", "cleanup", "netdev"))
+	if err != nil {
+		return "", fmt.Errorf("kubectl kustomize deploy/cleanup/netdev: %w: %s", err, out)
+	}
+	if !strings.Contains(out, "image: noderoute/noderoute:latest") {
+		return "", errors.New("deploy/cleanup/netdev does not run noderoute/noderoute:latest: cannot set the kind image")
+	}
+	return strings.ReplaceAll(out, "image: noderoute/noderoute:latest", "image: noderoute/noderoute:e2e"), nil
+}
+
+// InstallAgent applies deploy/overlays/kind-e2e, as kind-up does, and waits
+// for the rollout.
+func (p *kindProvider) InstallAgent(ctx context.Context) error {
+	if out, err := p.Kubectl(ctx, "apply", "-k", filepath.Join(repoRoot(), "deploy", "overlays", "kind-e2e")); err != nil {
+		return fmt.Errorf("kubectl apply -k deploy/overlays/kind-e2e: %w: %s", err, out)
+	}
+	if out, err := p.Kubectl(ctx, "-n", "kube-system", "rollout", "status", "ds/noderoute-agent", "--timeout=5m"); err != nil {
+		return fmt.Errorf("rollout: %w: %s", err, out)
+	}
+	return nil
+}
