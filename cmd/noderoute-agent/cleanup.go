@@ -55,12 +55,7 @@ Flags:
 const cleanupTimeout = 2 * time.Minute
 
 func runCleanup(args []string) int {
-	fs := flag.NewFlagSet("noderoute-agent cleanup", flag.ContinueOnError)
-	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(klogFlags)
-	for _, name := range []string{"v", "vmodule"} {
-		fs.Var(klogFlags.Lookup(name).Value, name, klogFlags.Lookup(name).Usage)
-	}
+	fs := newFlagSet("noderoute-agent cleanup")
 	dryRun := fs.Bool("dry-run", false, "print what would be removed, change nothing")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), cleanupUsageHeader)

@@ -41,6 +41,19 @@ Examples:
 Flags:
 `
 
+// newFlagSet is a flag set with, of klog's many flags, the two an operator
+// needs (-v, -vmodule); logs go to stderr, which the container runtime
+// collects. The agent and its cleanup command share it.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	for _, name := range []string{"v", "vmodule"} {
+		fs.Var(klogFlags.Lookup(name).Value, name, klogFlags.Lookup(name).Usage)
+	}
+	return fs
+}
+
 func main() {
 	os.Exit(run(os.Args[1:]))
 }
@@ -49,14 +62,7 @@ func run(args []string) int {
 	if len(args) > 0 && args[0] == "cleanup" {
 		return runCleanup(args[1:])
 	}
-	fs := flag.NewFlagSet("noderoute-agent", flag.ContinueOnError)
-	// Of klog's many flags, offer the two an operator needs; logs go to
-	// stderr, which the container runtime collects.
-	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(klogFlags)
-	for _, name := range []string{"v", "vmodule"} {
-		fs.Var(klogFlags.Lookup(name).Value, name, klogFlags.Lookup(name).Usage)
-	}
+	fs := newFlagSet("noderoute-agent")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHeader)
