@@ -18,6 +18,24 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/ from a real bridge (needs root and OVS)")
 
+// goldenFile returns testdata/<file>, or with -update writes out there and
+// reports that it did (the caller then has nothing to compare).
+func goldenFile(t *testing.T, file, out string) (golden string, updated bool) {
+	t.Helper()
+	path := filepath.Join("testdata", file)
+	if *update {
+		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return "", true
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to capture)", err)
+	}
+	return string(b), false
+}
+
 // arpRequest is an ARP request from 02:00:00:00:00:01 (10.222.1.1) for
 // worker2's gateway 10.222.2.1, as the kernel of worker1 sends it.
 const arpRequest = "ffffffffffff" + "020000000001" + "0806" + "0001" + "0800" + "06" + "04" + "0001" +
@@ -120,22 +138,15 @@ func TestGoldenFilesMatchRealBridge(t *testing.T) {
 		// ovstest trims the output; ovs-ofctl starts every flow line
 		// with a space and ends it with a newline.
 		out = restoreLeadingSpace(out) + "\n"
-		path := filepath.Join("testdata", file)
-		if *update {
-			if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
-				t.Fatal(err)
-			}
+		golden, updated := goldenFile(t, file, out)
+		if updated {
 			continue
-		}
-		golden, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to capture)", err)
 		}
 		got, err := Parse(out)
 		if err != nil {
 			t.Fatalf("%s from the real bridge: %v", file, err)
 		}
-		want, err := Parse(string(golden))
+		want, err := Parse(golden)
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}

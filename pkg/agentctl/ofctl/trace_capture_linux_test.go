@@ -5,8 +5,6 @@ package ofctl
 import (
 	"context"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -59,18 +57,11 @@ func TestTraceGoldenFilesMatchRealBridge(t *testing.T) {
 		if _, err := ParseTrace(out); err != nil {
 			t.Errorf("%s from the real bridge: %v", tc.file, err)
 		}
-		path := filepath.Join("testdata", tc.file)
-		if *update {
-			if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
-				t.Fatal(err)
-			}
+		golden, updated := goldenFile(t, tc.file, out)
+		if updated {
 			continue
 		}
-		golden, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to capture)", err)
-		}
-		if out != string(golden) {
+		if out != golden {
 			t.Errorf("%s differs from this OVS's trace:\n%s\nwant:\n%s", tc.file, out, golden)
 		}
 	}
