@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -110,7 +111,7 @@ func NewController(localNode string, nodeInformer coreinformers.NodeInformer, fl
 	}
 	_, err := nodeInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, obj interface{}) { c.enqueue(obj) },
+		UpdateFunc: c.enqueueUpdate,
 		DeleteFunc: c.enqueue,
 	})
 	if err != nil {
@@ -119,8 +120,30 @@ func NewController(localNode string, nodeInformer coreinformers.NodeInformer, fl
 	return c, nil
 }
 
-// enqueue adds the Node's name to the queue. Updates are not filtered on
-// podCIDRs: a sync that finds nothing to change costs a map lookup.
+// enqueueUpdate enqueues an updated Node only when something the agent acts
+// on changed. Most updates on a real cluster are kubelets' status
+// heartbeats: the informer has already decoded and trimmed them, and they
+// must cost nothing more (no queue add, no sync).
+func (c *Controller) enqueueUpdate(oldObj, newObj interface{}) {
+	oldNode, okOld := oldObj.(*corev1.Node)
+	newNode, okNew := newObj.(*corev1.Node)
+	if okOld && okNew && !routingFieldsChanged(oldNode, newNode) {
+		return
+	}
+	c.enqueue(newObj)
+}
+
+// routingFieldsChanged reports whether two versions of a Node differ in what
+// decides its flows and routes: its pod CIDRs, its identity, or whether it
+// is being deleted. Everything else is trimmed away by TrimNode anyway.
+func routingFieldsChanged(a, b *corev1.Node) bool {
+	return a.UID != b.UID ||
+		(a.DeletionTimestamp == nil) != (b.DeletionTimestamp == nil) ||
+		a.Spec.PodCIDR != b.Spec.PodCIDR ||
+		!slices.Equal(a.Spec.PodCIDRs, b.Spec.PodCIDRs)
+}
+
+// enqueue adds the Node's name to the queue.
 func (c *Controller) enqueue(obj interface{}) {
 	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
 	if err != nil {
