@@ -9,6 +9,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -192,6 +193,12 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("load Kubernetes client config (kubeconfig %q): %w", kubeconfig, err)
 	}
 	restCfg.UserAgent = "noderoute-agent/" + version.Version
+	// Protobuf for the built-in types the agent reads (Nodes): several
+	// times cheaper to decode than JSON, for the initial list and for every
+	// status update of every Node. JSON stays accepted for servers or
+	// proxies that answer nothing else.
+	restCfg.ContentType = runtime.ContentTypeProtobuf
+	restCfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return nil, fmt.Errorf("create Kubernetes client: %w", err)
