@@ -10,24 +10,34 @@
 #   cold start   agent start -> all N flows and routes (wiped bridge and
 #                routes), from the agent's own log lines
 #   floor        ovs-ofctl --bundle add-flows of the agent's own table 20
-#                into a fresh bridge + ip -batch of its own routes into a
-#                fresh namespace: what this machine needs at the least
-#   incremental  BENCH_INCR Nodes added, then deleted, one at a time:
-#                client-go call returned -> flow and route present/absent
+#                into a fresh bridge + ip -batch of its own routes into the
+#                node's namespace, where its ovs-vswitchd listens
+#   heartbeats   status-only Node updates at a kubelet-like rate: agent CPU
+#                per update, and whether any reached a sync
+#   incremental  Nodes added, then deleted, one at a time, at each pace of
+#                BENCH_RATES: client-go call returned -> route and flow
+#   burst        BENCH_BURST Nodes created at once -> all programmed
 #   restart      hack/local-cluster.sh restart-agent with N installed ->
 #                converged, and whether a route or flow was ever missing
 #   memory/CPU   the agent's VmHWM and utime+stime
 #
-# and prints one table per N (also in _output/bench/<date>/table.txt, raw
-# values in results-<N>.txt). The cluster is removed at the end, also on
-# failure. See docs/performance.md.
+# and prints one table per N (nrbench table; also in
+# _output/bench/<date>/table.txt, raw values in results-<N>.txt). The
+# cluster is removed at the end, also on failure. See docs/performance.md.
 #
 # Environment:
 #   BENCH_N="1000 5000"  Node counts
-#   BENCH_INCR=200       Nodes added and deleted one at a time
+#   BENCH_SHAPE=realistic  Nodes as a kubelet writes them (about 10 KB of
+#                        JSON each); minimal: name, label, pod CIDR
 #   BENCH_REPS=3         cold starts (each with its floor) and restarts per N
 #   BENCH_WORKERS=16     concurrent Creates when making the N Nodes
-#   BENCH_GAP=20ms       pause between two incremental operations
+#   BENCH_RATES="20ms:200 100ms:100 1s:40"
+#                        incremental runs, PAUSE:COUNT each: COUNT Nodes
+#                        added, then deleted, one at a time, PAUSE between
+#   BENCH_HB_RATE=500    status updates per second (a kubelet per Node every
+#                        10 s at 5000 Nodes) ...
+#   BENCH_HB_SECONDS=30  ... for this long; 0 skips the phase
+#   BENCH_BURST=1000     Nodes created at once (then deleted); 0 skips it
 #   BENCH_PROFILE=0      1: perf record (cpu-clock) of the agent and
 #                        ovs-vswitchd during the first cold start of each N
 #   BENCH_KEEP=0         1: leave the cluster up at the end (for inspection)
@@ -38,10 +48,13 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${REPO_ROOT}"
 
 BENCH_N="${BENCH_N:-1000 5000}"
-BENCH_INCR="${BENCH_INCR:-200}"
+BENCH_SHAPE="${BENCH_SHAPE:-realistic}"
 BENCH_REPS="${BENCH_REPS:-3}"
 BENCH_WORKERS="${BENCH_WORKERS:-16}"
-BENCH_GAP="${BENCH_GAP:-20ms}"
+BENCH_RATES="${BENCH_RATES:-20ms:200 100ms:100 1s:40}"
+BENCH_HB_RATE="${BENCH_HB_RATE:-500}"
+BENCH_HB_SECONDS="${BENCH_HB_SECONDS:-30}"
+BENCH_BURST="${BENCH_BURST:-1000}"
 BENCH_PROFILE="${BENCH_PROFILE:-0}"
 BENCH_KEEP="${BENCH_KEEP:-0}"
 SYNC_TIMEOUT="${BENCH_SYNC_TIMEOUT:-900}"
@@ -104,7 +117,6 @@ fdiv() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "nan"; else printf "
 kv() { awk -v k="$2" 'index($0, "NRBENCH " k "=") == 1 { v = substr($0, length("NRBENCH " k "=") + 1) } END { print v }' "$1"; }
 # put FILE KEY VALUE
 put() { printf 'NRBENCH %s=%s\n' "$2" "$3" >>"$1"; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else print a[int((NR + 1) / 2)] }'; }
 agent_pid() { tr -dc '0-9' <"${AGENT_PID_FILE}"; }
 pid_of() { tr -dc '0-9' <"$1"; }
 route_count() { in_node ip -4 route show proto 94 | wc -l; }
@@ -287,33 +299,76 @@ restart() {
   put "${f}" "restart${rep}_routes" "$(route_count)"
 }
 
+# heartbeats FILE N: status-only updates of the N Nodes at BENCH_HB_RATE.
+heartbeats() {
+  local f=$1 n=$2
+  ((BENCH_HB_SECONDS > 0)) || return 0
+  log "N=${n}: status heartbeats: ${BENCH_HB_RATE}/s for ${BENCH_HB_SECONDS}s (10 s of idle CPU first)"
+  put "${f}" hb_load "$(load)"
+  ip netns exec "${NODE_NS}" "${NRBENCH}" heartbeat --kubeconfig "${KUBECONFIG_ADMIN}" --start 0 --count "${n}" \
+    --rate "${BENCH_HB_RATE}" --duration "${BENCH_HB_SECONDS}s" --agent-pid "$(agent_pid)" >>"${f}"
+}
+
+# incremental FILE N: for each PAUSE:COUNT of BENCH_RATES, COUNT Nodes
+# added, then deleted, one at a time (keys g<PAUSE>_...).
+incremental() {
+  local f=$1 n=$2 rate gap count
+  for rate in ${BENCH_RATES}; do
+    gap="${rate%%:*}" count="${rate##*:}"
+    log "N=${n}: incremental: ${count} Nodes added, then deleted, one at a time, ${gap} apart"
+    put "${f}" "g${gap}_load" "$(load)"
+    ip netns exec "${NODE_NS}" "${NRBENCH}" incremental --kubeconfig "${KUBECONFIG_ADMIN}" --start "${n}" \
+      --count "${count}" --gap "${gap}" --shape "${BENCH_SHAPE}" --prefix "g${gap}_" \
+      --route-netns "${NODE_NS_PATH}" --ovs-mgmt "${MGMT}" >>"${f}"
+  done
+}
+
+# burst FILE N: BENCH_BURST Nodes created at once, then deleted at once.
+burst() {
+  local f=$1 n=$2
+  ((BENCH_BURST > 0)) || return 0
+  log "N=${n}: burst: ${BENCH_BURST} Nodes created at once (${BENCH_WORKERS} workers), then deleted"
+  put "${f}" burst_load "$(load)"
+  local common=(--kubeconfig "${KUBECONFIG_ADMIN}" --start "${n}" --count "${BENCH_BURST}" --workers "${BENCH_WORKERS}"
+    --route-netns "${NODE_NS_PATH}" --ovs-mgmt "${MGMT}")
+  ip netns exec "${NODE_NS}" "${NRBENCH}" create "${common[@]}" --shape "${BENCH_SHAPE}" --prefix burst >>"${f}"
+  ip netns exec "${NODE_NS}" "${NRBENCH}" delete "${common[@]}" --prefix unburst >>"${f}"
+}
+
 bench_n() {
   local n=$1 rep
   local f="${RUN_DIR}/results-${n}.txt"
   : >"${f}"
+  put "${f}" bench_n "${n}"
+  put "${f}" bench_reps "${BENCH_REPS}"
+  put "${f}" bench_shape "${BENCH_SHAPE}"
+  put "${f}" bench_rates "${BENCH_RATES}"
+  put "${f}" bench_date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+  put "${f}" bench_cpus "$(nproc)"
+  put "${f}" bench_kernel "$(uname -r)"
+  put "${f}" bench_ovs "$(ovs-vsctl --version | head -n1)"
   log "===== N=${n}: cluster ${NAME}"
   "${LC[@]}" up --nodes 1 --recreate >&2
   put "${f}" agent_version "$(grep -o 'version="[^"]*"' "${AGENT_LOG}" | tail -n1 | cut -d'"' -f2)"
 
-  log "N=${n}: creating ${n} Nodes (${BENCH_WORKERS} workers); the running agent follows them"
+  log "N=${n}: creating ${n} ${BENCH_SHAPE} Nodes (${BENCH_WORKERS} workers); the running agent follows them"
   put "${f}" create_load "$(load)"
   ip netns exec "${NODE_NS}" "${NRBENCH}" create --kubeconfig "${KUBECONFIG_ADMIN}" --start 0 --count "${n}" \
-    --workers "${BENCH_WORKERS}" --route-netns "${NODE_NS_PATH}" >>"${f}"
+    --workers "${BENCH_WORKERS}" --shape "${BENCH_SHAPE}" --route-netns "${NODE_NS_PATH}" --poll 100ms >>"${f}"
   [[ "$(flow_count)" == "${n}" ]] || die "after create: $(flow_count) ARP responder flows, want ${n}"
 
   for ((rep = 1; rep <= BENCH_REPS; rep++)); do
     log "N=${n}: cold start ${rep}/${BENCH_REPS} (wipe bridge and routes, restart the agent), then the floor"
     cold_start "${f}" "${rep}" "${n}"
-    log "N=${n}: cold start ${rep}: $(kv "${f}" "cold${rep}_full_sync_s")s from start, floor $(kv "${f}" "floor${rep}_flows_s")s flows + $(kv "${f}" "floor${rep}_routes_s")s routes"
+    log "N=${n}: cold start ${rep}: $(kv "${f}" "cold${rep}_full_sync_s")s from start, floor $(kv "${f}" "floor${rep}_flows_s")s flows + $(kv "${f}" "floor${rep}_nodens_routes_s")s routes"
   done
-  procstat "${f}" "pre_incr"
 
-  log "N=${n}: incremental: ${BENCH_INCR} Nodes added, then deleted, one at a time"
-  put "${f}" incr_load "$(load)"
-  ip netns exec "${NODE_NS}" "${NRBENCH}" incremental --kubeconfig "${KUBECONFIG_ADMIN}" --start "${n}" \
-    --count "${BENCH_INCR}" --gap "${BENCH_GAP}" --route-netns "${NODE_NS_PATH}" --ovs-mgmt "${MGMT}" >>"${f}"
-  put "${f}" incr_end_load "$(load)"
-  procstat "${f}" "post_incr"
+  # The last cold-started agent goes through all of these: its VmHWM
+  # afterwards is its peak over them.
+  heartbeats "${f}" "${n}"
+  incremental "${f}" "${n}"
+  burst "${f}" "${n}"
+  procstat "${f}" "post_run"
 
   for ((rep = 1; rep <= BENCH_REPS; rep++)); do
     log "N=${n}: restart ${rep}/${BENCH_REPS} with ${n} installed, sampling routes and flows"
@@ -327,126 +382,26 @@ bench_n() {
     log "N=${n}: removing cluster"
     "${LC[@]}" down >&2
   fi
-  table_n "${f}" "${n}" | tee -a "${TABLE}"
-}
-
-# ---------------------------------------------------------------------------
-# The table.
-
-# over_reps F KEYFMT: the values of the key over the runs (KEYFMT has %d).
-over_reps() {
-  local f=$1 fmt=$2 vals="" rep
-  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-    vals+="$(kv "${f}" "${fmt//%d/${rep}}") "
-  done
-  echo "${vals}"
-}
-med() { median <<<"$1"; }
-range() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
-fmt3() { awk -v v="$1" 'BEGIN { if (v == "" || v == "nan") print "n/a"; else printf "%.3f", v }'; }
-fmt2() { awk -v v="$1" 'BEGIN { if (v == "" || v == "nan") print "n/a"; else printf "%.2f", v }'; }
-fmt1() { awk -v v="$1" 'BEGIN { if (v == "" || v == "nan") print "n/a"; else printf "%.1f", v }'; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a != "nan" && a + 0 <= b + 0) }'; }
-sum_over() { tr ' ' '\n' | awk '{ s += $1 } END { print s + 0 }'; }
-row() { printf '  %-46s %-28s %-26s %s\n' "$1" "$2" "$3" "$4"; }
-# seconds over reps: "median s (min-max)"
-secs() {
-  local vals
-  vals="$(over_reps "$1" "$2")"
-  if ((BENCH_REPS > 1)); then
-    printf '%s s (%s)' "$(fmt3 "$(med "${vals}")")" "$(for v in ${vals}; do fmt3 "${v}"; echo; done | range)"
-  else
-    printf '%s s' "$(fmt3 "$(med "${vals}")")"
-  fi
-}
-
-table_n() {
-  local f=$1 n=$2 rep
-  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-    local fl
-    fl="$(awk -v a="$(kv "${f}" "floor${rep}_flows_s")" -v b="$(kv "${f}" "floor${rep}_routes_s")" 'BEGIN { printf "%.6f", a + b }')"
-    put "${f}" "floor${rep}_total_s" "${fl}"
-    put "${f}" "ratio${rep}_start" "$(fdiv "$(kv "${f}" "cold${rep}_full_sync_s")" "${fl}")"
-    put "${f}" "ratio${rep}_synced" "$(fdiv "$(kv "${f}" "cold${rep}_synced_to_full_sync_s")" "${fl}")"
-  done
-  local ratio rss incr_add incr_del verdict
-  ratio="$(med "$(over_reps "${f}" 'ratio%d_start')")"
-  rss="$(kv "${f}" post_incr_agent_vmhwm_mb)"
-  incr_add="$(kv "${f}" add_p99_ms)"
-  incr_del="$(kv "${f}" del_p99_ms)"
-  local missing_r missing_f del_r del_f sub_err paused
-  missing_r="$(over_reps "${f}" 'restart%d_route_samples_missing' | sum_over)"
-  missing_f="$(over_reps "${f}" 'restart%d_flow_samples_missing' | sum_over)"
-  del_r="$(over_reps "${f}" 'restart%d_route_del_events' | sum_over)"
-  del_f="$(over_reps "${f}" 'restart%d_flow_deleted_events' | sum_over)"
-  sub_err="$(over_reps "${f}" 'restart%d_route_sub_errors' | sum_over)"
-  paused="$(over_reps "${f}" 'restart%d_flow_monitor_paused' | sum_over)"
-  local at5000=""
-  ((n == 5000)) || at5000=" (target is at N=5000)"
-
-  echo
-  echo "noderoute bench, N=${n} remote Nodes: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, kernel $(uname -r), $(ovs-vsctl --version | head -n1), agent $(kv "${f}" agent_version)"
-  echo "  (medians over ${BENCH_REPS} runs, min-max in brackets; load = /proc/loadavg 1/5/15 min when the figure was taken, first run)"
-  row "figure" "value" "target: verdict" "load"
-  row "cold start: agent start -> synced" "$(secs "${f}" 'cold%d_full_sync_s')" "" "$(kv "${f}" cold1_load)"
-  row "cold start: cache synced -> synced" "$(secs "${f}" 'cold%d_synced_to_full_sync_s')" "" "$(kv "${f}" cold1_load)"
-  row "  start -> OpenFlow connected" "$(secs "${f}" 'cold%d_of_connected_s')" "" ""
-  row "  start -> informer populated (list)" "$(secs "${f}" 'cold%d_informer_populated_s')" "" ""
-  row "  start -> cache synced (controller)" "$(secs "${f}" 'cold%d_cache_synced_s')" "" ""
-  row "  full sync: flows / routes phase" "$(fmt3 "$(med "$(over_reps "${f}" 'cold%d_flowsPhase_s')")") / $(fmt3 "$(med "$(over_reps "${f}" 'cold%d_routesPhase_s')")") s" "" ""
-  row "  flows/routes after (want ${n})" "$(kv "${f}" cold1_flows) / $(kv "${f}" cold1_routes)" "" ""
-  row "floor: bundle add-flows ($(kv "${f}" floor1_flow_lines) flows)" "$(secs "${f}" 'floor%d_flows_s')" "" "$(kv "${f}" floor1_load)"
-  row "floor: ip -batch ($(kv "${f}" floor1_routes_installed) routes)" "$(secs "${f}" 'floor%d_routes_s')" "" "$(kv "${f}" floor1_load)"
-  row "floor: total" "$(secs "${f}" 'floor%d_total_s')" "" "$(kv "${f}" floor1_load)"
-  row "  same routes into the node's netns (table 100)" "$(secs "${f}" 'floor%d_nodens_routes_s')" "" ""
-  row "    ... until its ovs-vswitchd is idle again" "$(secs "${f}" 'floor%d_nodens_settled_s')" "" ""
-  row "    ... ovs-vswitchd CPU meanwhile" "$(secs "${f}" 'floor%d_nodens_vswitchd_cpu_s')" "" ""
-  if le "${ratio}" 1.3; then verdict="<= 1.3x: MET${at5000}"; else verdict="<= 1.3x: NOT MET${at5000}"; fi
-  row "ratio cold start (from agent start) / floor" "$(fmt1 "${ratio}")x" "${verdict}" ""
-  row "ratio cold start (from cache synced) / floor" "$(fmt1 "$(med "$(over_reps "${f}" 'ratio%d_synced')")")x" "" ""
-  if le "${incr_add}" 10; then verdict="p99 <= 10 ms: MET"; else verdict="p99 <= 10 ms: NOT MET"; fi
-  row "incremental add, p50 / p99 (n=$(kv "${f}" add_n), gap ${BENCH_GAP})" "$(fmt2 "$(kv "${f}" add_p50_ms)") / $(fmt2 "${incr_add}") ms (max $(fmt2 "$(kv "${f}" add_max_ms)"))" "${verdict}" "$(kv "${f}" incr_load)"
-  if le "${incr_del}" 10; then verdict="p99 <= 10 ms: MET"; else verdict="p99 <= 10 ms: NOT MET"; fi
-  row "incremental delete, p50 / p99 (n=$(kv "${f}" del_n), gap ${BENCH_GAP})" "$(fmt2 "$(kv "${f}" del_p50_ms)") / $(fmt2 "${incr_del}") ms (max $(fmt2 "$(kv "${f}" del_max_ms)"))" "${verdict}" "$(kv "${f}" incr_end_load)"
-  row "  add: route / flow p99" "$(fmt2 "$(kv "${f}" add_route_p99_ms)") / $(fmt2 "$(kv "${f}" add_flow_p99_ms)") ms" "" ""
-  row "  delete: route / flow p99" "$(fmt2 "$(kv "${f}" del_route_p99_ms)") / $(fmt2 "$(kv "${f}" del_flow_p99_ms)") ms" "" ""
-  row "  route poll interval (asked 200 us)" "$(fmt1 "$(kv "${f}" add_poll_interval_us)") us" "" ""
-  row "  flow before route (ovs-ofctl, samples)" "$(($(kv "${f}" add_verified) - $(kv "${f}" add_verify_failed)))/$(kv "${f}" add_verified) adds, $(($(kv "${f}" del_verified) - $(kv "${f}" del_verify_failed)))/$(kv "${f}" del_verified) deletes" "" ""
-  row "restart: restart-agent -> synced" "$(secs "${f}" 'restart%d_cmd_to_full_sync_s')" "" "$(kv "${f}" restart1_load)"
-  row "restart: new agent start -> synced" "$(secs "${f}" 'restart%d_full_sync_s')" "" "$(kv "${f}" restart1_load)"
-  if [[ "${missing_r}${missing_f}${del_r}${del_f}" == 0000 ]]; then verdict="zero missing: MET"; else verdict="zero missing: NOT MET"; fi
-  ((sub_err == 0 && paused == 0)) || verdict+=" (watchers lost events: ${sub_err}/${paused})"
-  row "restart: samples with a route missing" "${missing_r} of $(over_reps "${f}" 'restart%d_route_samples' | sum_over)" "${verdict}" ""
-  row "restart: samples with a flow missing" "${missing_f} of $(over_reps "${f}" 'restart%d_flow_samples' | sum_over)" "" ""
-  row "restart: route deletions / flow deletions seen" "${del_r} / ${del_f} (netlink events / flow monitor)" "" ""
-  row "restart: longest gap between route samples" "$(fmt1 "$(med "$(over_reps "${f}" 'restart%d_route_max_gap_ms')")") ms (median of runs)" "" ""
-  if le "${rss}" 80; then verdict="<= 80 MB: MET${at5000}"; else verdict="<= 80 MB: NOT MET${at5000}"; fi
-  row "memory: agent peak RSS (VmHWM)" "$(fmt1 "${rss}") MB" "${verdict}" "$(kv "${f}" incr_end_load)"
-  row "memory: restarted agent peak RSS" "$(fmt1 "$(med "$(over_reps "${f}" 'restart%d_after_agent_vmhwm_mb')")") MB" "" ""
-  row "CPU: agent, cold start" "$(fmt2 "$(med "$(over_reps "${f}" 'cold%d_after_agent_cpu_s')")") s" "" ""
-  local vs=""
-  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-    vs+="$(fsub "$(kv "${f}" "cold${rep}_after_vswitchd_cpu_s")" "$(kv "${f}" "cold${rep}_before_vswitchd_cpu_s")") "
-  done
-  row "CPU: ovs-vswitchd during cold start" "$(fmt2 "$(med "${vs}")") s" "" ""
-  vs=""
-  for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-    vs+="$(fsub "$(kv "${f}" "cold${rep}_after_apiserver_cpu_s")" "$(kv "${f}" "cold${rep}_before_apiserver_cpu_s")") "
-  done
-  row "CPU: kube-apiserver during cold start" "$(fmt2 "$(med "${vs}")") s" "" ""
-  row "CPU: agent, ${BENCH_INCR} adds + ${BENCH_INCR} deletes" "$(fmt2 "$(fsub "$(kv "${f}" post_incr_agent_cpu_s)" "$(kv "${f}" pre_incr_agent_cpu_s)")") s" "" ""
-  row "CPU: ovs-vswitchd, same" "$(fmt2 "$(fsub "$(kv "${f}" post_incr_vswitchd_cpu_s)" "$(kv "${f}" pre_incr_vswitchd_cpu_s)")") s" "" ""
-  row "CPU: agent, restart (start -> synced + 1 s)" "$(fmt2 "$(med "$(over_reps "${f}" 'restart%d_after_agent_cpu_s')")") s" "" ""
-  row "create ${n} Nodes (${BENCH_WORKERS} workers) / all routes" "$(fmt2 "$(kv "${f}" create_seconds)") s / $(fmt2 "$(kv "${f}" create_routes_seconds)") s" "" "$(kv "${f}" create_load)"
-  echo "  raw values: ${f#"${REPO_ROOT}/"}"
+  "${NRBENCH}" table --results "${f#"${REPO_ROOT}/"}" | tee -a "${TABLE}"
 }
 
 # ---------------------------------------------------------------------------
 
 [[ "$(id -u)" == 0 ]] || die "must run as root (network namespaces, OVS)"
+case "${BENCH_SHAPE}" in realistic | minimal) ;; *) die "BENCH_SHAPE: '${BENCH_SHAPE}' must be realistic or minimal" ;; esac
+# Nodes above N (incremental, burst) use indexes N.. : the largest count
+# bounds N (pod CIDRs 10.128.0.0/24 .. 10.255.255.0/24: 32768 of them).
+extra="${BENCH_BURST}"
+for rate in ${BENCH_RATES}; do
+  [[ "${rate}" =~ ^[0-9]+(ms|s|us)[:][0-9]+$ ]] || die "BENCH_RATES: '${rate}' must be PAUSE:COUNT, e.g. 100ms:100"
+  ((${rate##*:} <= extra)) || extra="${rate##*:}"
+done
+for v in BENCH_HB_RATE BENCH_HB_SECONDS BENCH_BURST; do
+  [[ "${!v}" =~ ^[0-9]+$ ]] || die "${v} must be a whole number"
+done
 for n in ${BENCH_N}; do
-  if ! [[ "${n}" =~ ^[0-9]+$ ]] || ((n < 20 || n + BENCH_INCR > 32768)); then
-    die "BENCH_N: '${n}' must be 20..$((32768 - BENCH_INCR))"
+  if ! [[ "${n}" =~ ^[0-9]+$ ]] || ((n < 20 || n + extra > 32768)); then
+    die "BENCH_N: '${n}' must be 20..$((32768 - extra))"
   fi
 done
 [[ "${BENCH_REPS}" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPS must be >= 1"

@@ -35,7 +35,13 @@ func runIncremental(args []string) error {
 	poll := fs.Duration("poll", 200*time.Microsecond, "route polling interval")
 	opTimeout := fs.Duration("op-timeout", 10*time.Second, "bound per operation")
 	gap := fs.Duration("gap", 20*time.Millisecond, "pause between operations")
+	shapeFlag := fs.String("shape", string(shapeRealistic), "what the added Nodes carry: realistic or minimal (see create)")
+	prefix := fs.String("prefix", "", "prefix of the result keys (add_..., del_... without one)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	shape, err := parseNodeShape(*shapeFlag)
+	if err != nil {
 		return err
 	}
 	if *netnsPath == "" || *mgmt == "" {
@@ -132,7 +138,7 @@ func runIncremental(args []string) error {
 
 	note("adding %d Nodes one at a time (bench-%d..bench-%d)", *count, *start, *start+*count-1)
 	adds, addVerifyFailed, err := run("add", func(i int) error {
-		_, err := client.CoreV1().Nodes().Create(ctx, benchNode(i), metav1.CreateOptions{})
+		_, err := client.CoreV1().Nodes().Create(ctx, benchNode(i, shape), metav1.CreateOptions{})
 		return err
 	}, true, "ADDED")
 	if err != nil {
@@ -172,9 +178,9 @@ func runIncremental(args []string) error {
 			result(prefix+"_poll_interval_us", float64(pollTime.Microseconds())/float64(polls))
 		}
 	}
-	report("add", adds, addVerifyFailed)
-	report("del", dels, delVerifyFailed)
+	report(*prefix+"add", adds, addVerifyFailed)
+	report(*prefix+"del", dels, delVerifyFailed)
 	_, _, paused := mon.snapshot()
-	result("incr_monitor_paused", paused)
+	result(*prefix+"incr_monitor_paused", paused)
 	return nil
 }

@@ -17,9 +17,12 @@
 // Commands:
 //
 //	create       create Nodes bench-<start>..<start+count-1> concurrently, wait for their routes
+//	delete       delete them concurrently, wait until their routes are gone
 //	incremental  add, then delete, Nodes one at a time; latency to flow+route present/absent
 //	sample       watch routes and flows without gaps while the agent restarts
 //	logtimes     timestamps of the agent's start-up log lines
+//	heartbeat    status-only Node updates at a rate; agent CPU per update, syncs they caused
+//	table        the table of one N, from its results file
 //	procstat     peak RSS and CPU seconds of processes
 package main
 
@@ -35,9 +38,12 @@ var commands = map[string]struct {
 	usage string
 }{
 	"create":      {runCreate, "create Nodes bench-<start>..<start+count-1> concurrently and wait until their routes are in --route-netns"},
+	"delete":      {runDelete, "delete Nodes bench-<start>..<start+count-1> concurrently and wait until their routes are gone from --route-netns"},
 	"incremental": {runIncremental, "add then delete --count Nodes one at a time, measuring API call return -> flow and route present/absent"},
 	"sample":      {runSample, "sample routes (netlink) and flows (ovs-ofctl) and watch route/flow deletions until --stop-file appears"},
 	"logtimes":    {runLogTimes, "print the timestamps of the agent's start-up log lines after a given line"},
+	"heartbeat":   {runHeartbeat, "send status-only Node updates (heartbeat times) at a steady rate; agent CPU per update and whether any reached a sync"},
+	"table":       {runTable, "print the table of one N from hack/bench.sh's results-<N>.txt, with the goals' verdicts"},
 	"procstat":    {runProcStat, "print VmHWM, VmRSS and CPU seconds (utime+stime) of pids"},
 }
 

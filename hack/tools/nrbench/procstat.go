@@ -38,22 +38,31 @@ func runProcStat(args []string) error {
 				}
 			}
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		utime, stime, err := procCPU(pid)
 		if err != nil {
 			return fmt.Errorf("%s: %w", label, err)
 		}
-		// Fields after the command name, which may hold spaces and ')'.
-		s := string(stat)
-		rest := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		// rest[0] is field 3 (state); utime is field 14, stime 15.
-		if len(rest) < 13 {
-			return fmt.Errorf("%s: short /proc/%d/stat", label, pid)
-		}
-		utime, _ := strconv.ParseFloat(rest[11], 64)
-		stime, _ := strconv.ParseFloat(rest[12], 64)
-		result(fmt.Sprintf("proc_%s_cpu_s", label), (utime+stime)/userHZ)
-		result(fmt.Sprintf("proc_%s_utime_s", label), utime/userHZ)
-		result(fmt.Sprintf("proc_%s_stime_s", label), stime/userHZ)
+		result(fmt.Sprintf("proc_%s_cpu_s", label), utime+stime)
+		result(fmt.Sprintf("proc_%s_utime_s", label), utime)
+		result(fmt.Sprintf("proc_%s_stime_s", label), stime)
 	}
 	return nil
+}
+
+// procCPU returns the user and system CPU seconds of pid.
+func procCPU(pid int) (utime, stime float64, err error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// Fields after the command name, which may hold spaces and ')'.
+	s := string(stat)
+	rest := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	// rest[0] is field 3 (state); utime is field 14, stime 15.
+	if len(rest) < 13 {
+		return 0, 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	u, _ := strconv.ParseFloat(rest[11], 64)
+	st, _ := strconv.ParseFloat(rest[12], 64)
+	return u / userHZ, st / userHZ, nil
 }
