@@ -40,6 +40,9 @@
 #   BENCH_BURST=1000     Nodes created at once (then deleted); 0 skips it
 #   BENCH_PROFILE=0      1: perf record (cpu-clock) of the agent and
 #                        ovs-vswitchd during the first cold start of each N
+#   BENCH_HEAP_PROFILE=0 1: the agent built with -tags pprof; heap profiles
+#                        (in use and allocated) after each cold start and
+#                        after the last phase, heap-<N>-*.txt
 #   BENCH_KEEP=0         1: leave the cluster up at the end (for inspection)
 
 set -euo pipefail
@@ -57,6 +60,7 @@ BENCH_HB_SECONDS="${BENCH_HB_SECONDS:-30}"
 BENCH_BURST="${BENCH_BURST:-1000}"
 BENCH_PROFILE="${BENCH_PROFILE:-0}"
 BENCH_KEEP="${BENCH_KEEP:-0}"
+BENCH_HEAP_PROFILE="${BENCH_HEAP_PROFILE:-0}"
 SYNC_TIMEOUT="${BENCH_SYNC_TIMEOUT:-900}"
 
 NAME=nrt-bench
@@ -72,6 +76,8 @@ AGENT_PID_FILE="${CLUSTER_DIR}/${NODE}/agent.pid"
 KUBECONFIG_ADMIN="${CLUSTER_DIR}/admin.kubeconfig"
 FLOOR_NS="nrbench-floor-$$"
 FLOOR_BR="br-floor"
+# The agent's profiling endpoint in the node's namespace (BENCH_HEAP_PROFILE).
+PPROF_ADDR=127.0.0.1:6060
 
 RUN_DIR="${REPO_ROOT}/_output/bench/$(date -u +%Y%m%dT%H%M%SZ)"
 NRBENCH="${REPO_ROOT}/_output/bench/nrbench"
@@ -148,6 +154,20 @@ procstat() {
   printf '%s\n' "${out//NRBENCH proc_/NRBENCH $2_}" >>"$1"
 }
 
+# heap_profile NAME N: the agent's heap profile (BENCH_HEAP_PROFILE=1), and
+# its top entries by bytes in use and by bytes allocated since the start.
+heap_profile() {
+  ((BENCH_HEAP_PROFILE)) || return 0
+  local out="${RUN_DIR}/heap-$2-$1"
+  ip netns exec "${NODE_NS}" curl -sf -o "${out}.pb.gz" "http://${PPROF_ADDR}/debug/pprof/heap" ||
+    die "no heap profile from the agent at ${PPROF_ADDR} (built with -tags pprof?)"
+  {
+    go tool pprof -top -nodecount=15 -sample_index=inuse_space "${out}.pb.gz"
+    echo
+    go tool pprof -top -nodecount=15 -sample_index=alloc_space "${out}.pb.gz"
+  } >"${out}.txt" 2>/dev/null
+}
+
 # cold_start FILE REP: wipe the agent's bridge and routes, start the agent,
 # read its log; then the floor of the same flows and routes.
 cold_start() {
@@ -179,6 +199,7 @@ cold_start() {
   wait_full_sync "${from}"
   put "${f}" "cold${rep}_cmd_to_seen_s" "$(fsub "$(now)" "${t0}")"
   procstat "${f}" "cold${rep}_after"
+  heap_profile "cold${rep}" "${n}"
   if [[ -n "${perf_pid}" ]]; then
     kill -INT "${perf_pid}" 2>/dev/null || true
     wait "${perf_pid}" 2>/dev/null || true
@@ -369,6 +390,7 @@ bench_n() {
   incremental "${f}" "${n}"
   burst "${f}" "${n}"
   procstat "${f}" "post_run"
+  heap_profile run "${n}"
 
   for ((rep = 1; rep <= BENCH_REPS; rep++)); do
     log "N=${n}: restart ${rep}/${BENCH_REPS} with ${n} installed, sampling routes and flows"
@@ -405,6 +427,12 @@ for n in ${BENCH_N}; do
   fi
 done
 [[ "${BENCH_REPS}" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPS must be >= 1"
+if ((BENCH_HEAP_PROFILE)); then
+  # hack/local-cluster.sh's 'make build' and the agents it starts take
+  # these from the environment (cmd/noderoute-agent/pprof.go).
+  export GOFLAGS="$(go env GOFLAGS) -tags=pprof"
+  export NODEROUTE_PPROF_ADDR="${PPROF_ADDR}"
+fi
 mkdir -p "${RUN_DIR}"
 log "building nrbench"
 go build -o "${NRBENCH}" ./hack/tools/nrbench

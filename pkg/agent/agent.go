@@ -199,6 +199,11 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 	// proxies that answer nothing else.
 	restCfg.ContentType = runtime.ContentTypeProtobuf
 	restCfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	// No gzip: the API server would compress every watch event for
+	// every agent and each agent decompress it again, CPU on both sides
+	// for traffic that stays inside the cluster's network
+	// (docs/performance.md has the profile).
+	restCfg.DisableCompression = true
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return nil, fmt.Errorf("create Kubernetes client: %w", err)

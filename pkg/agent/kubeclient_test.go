@@ -13,14 +13,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// The agent asks for protobuf (cheaper to decode than JSON) and still takes
-// JSON from a server that answers only that.
+// The agent asks for protobuf (cheaper to decode than JSON) without gzip,
+// and still takes JSON from a server that answers only that.
 func TestKubeClientAsksForProtobuf(t *testing.T) {
 	var mu sync.Mutex
-	var accept string
+	var accept, encoding string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		accept = r.Header.Get("Accept")
+		encoding = r.Header.Get("Accept-Encoding")
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"kind":"NodeList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":"worker2"}}]}`))
@@ -51,5 +52,8 @@ current-context: x
 	defer mu.Unlock()
 	if !strings.HasPrefix(accept, "application/vnd.kubernetes.protobuf") || !strings.Contains(accept, "application/json") {
 		t.Errorf("Accept: %q, want protobuf first, then JSON", accept)
+	}
+	if strings.Contains(encoding, "gzip") {
+		t.Errorf("Accept-Encoding: %q, want no gzip", encoding)
 	}
 }
