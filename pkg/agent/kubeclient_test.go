@@ -18,7 +18,9 @@ import (
 func TestKubeClientAsksForProtobuf(t *testing.T) {
 	var mu sync.Mutex
 	var accept, encoding string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// TLS as every real API server: client-go ignores DisableCompression
+	// on a plain-HTTP connection.
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		accept = r.Header.Get("Accept")
 		encoding = r.Header.Get("Accept-Encoding")
@@ -30,7 +32,7 @@ func TestKubeClientAsksForProtobuf(t *testing.T) {
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
 kind: Config
-clusters: [{name: c, cluster: {server: "`+srv.URL+`"}}]
+clusters: [{name: c, cluster: {server: "`+srv.URL+`", insecure-skip-tls-verify: true}}]
 users: [{name: u, user: {}}]
 contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
