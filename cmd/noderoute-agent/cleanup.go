@@ -14,6 +14,7 @@ import (
 
 	"github.com/noderoute/noderoute/pkg/agent/cleanup"
 	"github.com/noderoute/noderoute/pkg/agent/config"
+	"github.com/noderoute/noderoute/pkg/route"
 )
 
 const cleanupUsageHeader = `noderoute-agent cleanup removes from this node what noderoute-agent put
@@ -76,7 +77,11 @@ func runCleanup(args []string) int {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
-	err = cleanup.Run(ctx, cleanup.Options{Config: cfg, DryRun: *dryRun, Out: os.Stdout})
+	ns, err := route.CurrentNamespace()
+	if err == nil {
+		defer ns.Close()
+		err = cleanup.Run(ctx, cleanup.Options{Config: cfg, DryRun: *dryRun, Out: os.Stdout, Namespace: ns})
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "noderoute-agent cleanup: %v\n", err)
 		return 1

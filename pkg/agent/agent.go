@@ -5,18 +5,12 @@ package agent
 import (
 	"context"
 	"fmt"
-	"net"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2"
 
 	"github.com/noderoute/noderoute/pkg/agent/apiserver"
 	"github.com/noderoute/noderoute/pkg/agent/config"
@@ -28,98 +22,138 @@ import (
 	"github.com/noderoute/noderoute/pkg/version"
 )
 
-// gatewayLinkTimeout bounds the wait for OVS to create the gateway's kernel
-// interface after the port was added.
-const gatewayLinkTimeout = 30 * time.Second
+// Dependencies are what the agent is given rather than builds, so that the
+// command (on the node) and the integration tests (in a namespace of their
+// own, over a fake API server) wire it the same way.
+type Dependencies struct {
+	// KubeClient reads the Node objects.
+	KubeClient kubernetes.Interface
+	// Namespace holds the gateway interface and the routes; the agent
+	// does not close it.
+	Namespace *route.Namespace
+	// Metrics receives the controller's syncs and the agent's gauges;
+	// New makes a private one when it is nil (tests without metrics).
+	Metrics *metrics.Metrics
+}
 
-// Run sets up the node and runs the controller until ctx ends. The flows
-// and routes stay in place when it returns, so that a restarted agent takes
-// over without a gap.
-//
-// The metrics server (/metrics, /healthz, /readyz) starts first, so that
-// probes answer while the agent waits for OVS and its pod CIDR; the local
-// API for agentctl starts once the controller exists.
-func Run(ctx context.Context, cfg *config.Config) error {
-	klog.InfoS("Starting noderoute-agent", "version", version.String(), "node", cfg.NodeName,
-		"bridge", cfg.OVSBridge, "ovsRunDir", cfg.OVSRunDir, "datapathType", cfg.OVSDatapathType)
+// Agent is the node agent set up up to the controller's start: the Node
+// informer listing, the bridge and gateway port in OVSDB, the base flows of
+// a new flow round. Run does the rest.
+type Agent struct {
+	cfg          *config.Config
+	ns           *route.Namespace
+	metrics      *metrics.Metrics
+	factory      informers.SharedInformerFactory
+	nodeInformer coreinformers.NodeInformer
+	stopInformer context.CancelFunc
+	ovsdb        *ovsconfig.Client
+	bridge       ovsconfig.BridgeConfig
+	flows        *openflow.OFClient
+	ctrl         *noderoute.Controller
+	round        uint16
+	driftRepair  bool
+}
 
-	m := metrics.New()
-	if addr := cfg.MetricsAddress(); addr != "" {
-		srv, err := m.Serve(addr)
-		if err != nil {
-			return err
+// New sets the agent up, as configured by cfg (whose OVSRunDir locates
+// OVSDB and the bridge's OpenFlow socket), with deps. Close releases what it
+// opened, New's context only bounds the set-up, except that the Node
+// informer stops with it.
+func New(ctx context.Context, deps Dependencies, cfg *config.Config) (*Agent, error) {
+	a := &Agent{cfg: cfg, ns: deps.Namespace, metrics: deps.Metrics, driftRepair: true}
+	if a.metrics == nil {
+		a.metrics = metrics.New()
+	}
+	if err := a.startInformer(ctx, deps.KubeClient); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
 		}
-		defer srv.Close()
+	}()
+	if err := a.setUpOVS(ctx); err != nil {
+		return nil, err
 	}
-
-	client, err := kubeClient(cfg.Kubeconfig)
+	ctrl, err := noderoute.NewController(cfg.NodeName, a.nodeInformer, a.flows,
+		route.NewClient(a.ns, cfg.GatewayInterface), cfg.ResyncPeriod.Duration)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// The Node informer starts now, so that its initial list (0.4 s for
-	// 5000 Nodes) runs while OVS is set up; the controller's handler,
-	// added later, still gets every Node.
-	factory := informers.NewSharedInformerFactory(client, 0)
-	nodeInformer := factory.Core().V1().Nodes()
+	a.ctrl = ctrl
+	ctrl.SetObserver(a.metrics)
+	a.metrics.SetSources(metrics.Sources{Stats: ctrl.Stats, OVSConnected: a.flows.Connected, FullSyncDone: ctrl.FullSyncDone()})
+	ok = true
+	return a, nil
+}
+
+// startInformer starts the Node informer now, so that its initial list (0.4
+// s for 5000 Nodes) runs while OVS is set up; the controller's handler,
+// added later, still gets every Node.
+func (a *Agent) startInformer(ctx context.Context, client kubernetes.Interface) error {
+	a.factory = informers.NewSharedInformerFactory(client, 0)
+	a.nodeInformer = a.factory.Core().V1().Nodes()
 	// Only the pod CIDRs matter here: the cache keeps trimmed Nodes.
-	if err := nodeInformer.Informer().SetTransform(noderoute.TrimNode); err != nil {
+	if err := a.nodeInformer.Informer().SetTransform(noderoute.TrimNode); err != nil {
 		return fmt.Errorf("set Node informer transform: %w", err)
 	}
 	// Its own context: Shutdown waits for the informer to stop, which
-	// must happen however Run returns (an error in the OVS set-up must
+	// must happen however the agent ends (an error in the OVS set-up must
 	// not leave the agent hanging instead of exiting).
-	informerCtx, stopInformer := context.WithCancel(ctx)
-	factory.Start(informerCtx.Done())
-	defer func() {
-		stopInformer()
-		factory.Shutdown()
-	}()
+	informerCtx, stop := context.WithCancel(ctx)
+	a.stopInformer = stop
+	a.factory.Start(informerCtx.Done())
+	return nil
+}
 
+// setUpOVS makes sure the bridge and the gateway port exist, advances the
+// bridge's flow round and installs the base flows of the new round.
+func (a *Agent) setUpOVS(ctx context.Context) error {
+	cfg := a.cfg
 	ovsdb, err := ovsconfig.New(ctx, cfg.DBSocket())
 	if err != nil {
 		return err
 	}
-	defer ovsdb.Close()
-	bridge := ovsconfig.BridgeConfig{
+	a.ovsdb = ovsdb
+	a.bridge = ovsconfig.BridgeConfig{
 		Name:         cfg.OVSBridge,
 		DatapathType: ovsconfig.DatapathType(cfg.OVSDatapathType),
 		GatewayPort:  cfg.GatewayInterface,
 	}
-	if err := ovsdb.EnsureBridge(ctx, bridge); err != nil {
+	if err := ovsdb.EnsureBridge(ctx, a.bridge); err != nil {
 		return fmt.Errorf("set up bridge %s: %w", cfg.OVSBridge, err)
 	}
 	round, err := ovsdb.NextFlowRound(ctx, cfg.OVSBridge)
 	if err != nil {
 		return fmt.Errorf("advance flow round of bridge %s: %w", cfg.OVSBridge, err)
 	}
+	a.round = round
+	a.flows = openflow.NewOFClient(cfg.OVSBridge, cfg.MgmtSocket(), cfg.MAC())
+	a.metrics.SetSources(metrics.Sources{OVSConnected: a.flows.Connected})
+	return a.flows.Initialize(round)
+}
 
-	flows := openflow.NewOFClient(cfg.OVSBridge, cfg.MgmtSocket(), cfg.MAC())
-	defer flows.Disconnect()
-	m.SetSources(metrics.Sources{OVSConnected: flows.Connected})
-	if err := flows.Initialize(round); err != nil {
-		return err
-	}
+// Controller is the NodeRoute controller, for observers and the local API.
+func (a *Agent) Controller() *noderoute.Controller { return a.ctrl }
 
-	ctrl, err := noderoute.NewController(cfg.NodeName, nodeInformer, flows,
-		route.NewClient(nil, cfg.GatewayInterface), cfg.ResyncPeriod.Duration)
-	if err != nil {
-		return err
-	}
-	ctrl.SetObserver(m)
-	m.SetSources(metrics.Sources{Stats: ctrl.Stats, OVSConnected: flows.Connected, FullSyncDone: ctrl.FullSyncDone()})
-	if cfg.APISocket != "" {
-		local := &apiserver.Agent{
-			NodeName:         cfg.NodeName,
-			Version:          version.String(),
-			Bridge:           cfg.OVSBridge,
-			OVSRunDir:        cfg.OVSRunDir,
-			GatewayInterface: cfg.GatewayInterface,
-			VirtualMAC:       cfg.MAC().String(),
-			FlowRound:        round,
-			OVSConnected:     flows.Connected,
-			Controller:       ctrl,
-		}
-		api, err := apiserver.Serve(cfg.APISocket, local.State)
+// Flows is the OpenFlow client.
+func (a *Agent) Flows() *openflow.OFClient { return a.flows }
+
+// FlowRound is the flow round this agent's flows carry.
+func (a *Agent) FlowRound() uint16 { return a.round }
+
+// DisableDriftRepair, called before Run, leaves out the route and gateway
+// interface watchers and the flow check, so that drift made by hand stays
+// (tests of agentctl check).
+func (a *Agent) DisableDriftRepair() { a.driftRepair = false }
+
+// Run configures the gateway interface and runs the controller, the bridge
+// monitor and the drift repair until ctx ends. The flows and routes stay in
+// place when it returns, so that a restarted agent takes over without a
+// gap. The local API for agentctl, if configured, starts first.
+func (a *Agent) Run(ctx context.Context) error {
+	if a.cfg.APISocket != "" {
+		api, err := a.serveAPI()
 		if err != nil {
 			return err
 		}
@@ -129,22 +163,12 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	// the informer's list ends at an arbitrary moment and everything after
 	// waits for it (up to 0.1 s of a 1.3 s cold start at 5000 Nodes).
 	if err := wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
-		return nodeInformer.Informer().HasSynced(), nil
+		return a.nodeInformer.Informer().HasSynced(), nil
 	}); err != nil {
 		return fmt.Errorf("Node informer did not sync: %w", err)
 	}
-
-	gateways, err := waitForLocalGateways(ctx, nodeInformer.Lister(), cfg.NodeName)
+	gateways, err := a.configureGateway(ctx)
 	if err != nil {
-		return err
-	}
-	if err := route.ConfigureGateway(nil, cfg.GatewayInterface, gateways, gatewayLinkTimeout); err != nil {
-		return fmt.Errorf("configure gateway interface: %w", err)
-	}
-	klog.InfoS("Gateway interface configured", "interface", cfg.GatewayInterface, "addresses", fmt.Sprint(gateways))
-	// Recorded so that `noderoute-agent cleanup` can take off exactly
-	// these, also from a gateway port the agent did not create.
-	if err := ovsdb.RecordGatewayAddresses(ctx, cfg.GatewayInterface, addrStrings(gateways)); err != nil {
 		return err
 	}
 
@@ -153,16 +177,17 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	// this agent's flow round and the gateway addresses. The kernel
 	// dropped the routes through the old interface: the controller puts
 	// them back at once rather than at its next periodic resync.
-	bridge.FlowRound = round
-	monitor := NewBridgeMonitor(ovsdb, bridge, nil, gateways)
-	monitor.OnGatewayRestored = ctrl.RequestRouteReconcile
+	bridge := a.bridge
+	bridge.FlowRound = a.round
+	monitor := NewBridgeMonitor(a.ovsdb, bridge, a.ns, gateways)
+	monitor.OnGatewayRestored = a.ctrl.RequestRouteReconcile
 	monitorCtx, stopMonitor := context.WithCancel(ctx)
 	monitorDone := make(chan struct{})
 	go func() {
 		defer close(monitorDone)
 		monitor.Run(monitorCtx)
 	}()
-	// Stopped before the deferred ovsdb.Close, which must not pull the
+	// Stopped before Close closes OVSDB, which must not pull the
 	// connection from under a check.
 	defer func() {
 		stopMonitor()
@@ -170,85 +195,45 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	}()
 
 	// Drift repair (routes, the gateway interface, flows); stopped before
-	// the OpenFlow client is disconnected.
-	repairCtx, stopRepair := context.WithCancel(ctx)
-	waitRepair := StartDriftRepair(repairCtx, nil, cfg.GatewayInterface, ctrl, flows, cfg.FlowCheckPeriod.Duration, m.SetWatcherRunning)
-	defer func() {
-		stopRepair()
-		waitRepair()
-	}()
+	// Close disconnects the OpenFlow client.
+	if a.driftRepair {
+		repairCtx, stopRepair := context.WithCancel(ctx)
+		waitRepair := StartDriftRepair(repairCtx, a.ns, a.cfg.GatewayInterface, a.ctrl, a.flows, a.cfg.FlowCheckPeriod.Duration, a.metrics.SetWatcherRunning)
+		defer func() {
+			stopRepair()
+			waitRepair()
+		}()
+	}
 
-	return ctrl.Run(ctx)
+	return a.ctrl.Run(ctx)
 }
 
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
-	var restCfg *rest.Config
-	var err error
-	if kubeconfig == "" {
-		restCfg, err = rest.InClusterConfig()
-	} else {
-		restCfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+// serveAPI starts the local API agentctl talks to.
+func (a *Agent) serveAPI() (*apiserver.Server, error) {
+	cfg := a.cfg
+	local := &apiserver.Agent{
+		NodeName:         cfg.NodeName,
+		Version:          version.String(),
+		Bridge:           cfg.OVSBridge,
+		OVSRunDir:        cfg.OVSRunDir,
+		GatewayInterface: cfg.GatewayInterface,
+		VirtualMAC:       cfg.MAC().String(),
+		FlowRound:        a.round,
+		OVSConnected:     a.flows.Connected,
+		Controller:       a.ctrl,
 	}
-	if err != nil {
-		return nil, fmt.Errorf("load Kubernetes client config (kubeconfig %q): %w", kubeconfig, err)
-	}
-	restCfg.UserAgent = "noderoute-agent/" + version.Version
-	// Protobuf for the built-in types the agent reads (Nodes): several
-	// times cheaper to decode than JSON, for the initial list and for every
-	// status update of every Node. JSON stays accepted for servers or
-	// proxies that answer nothing else.
-	restCfg.ContentType = runtime.ContentTypeProtobuf
-	restCfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	// No gzip: the API server would compress every watch event for
-	// every agent and each agent decompress it again, CPU on both sides
-	// for traffic that stays inside the cluster's network
-	// (docs/performance.md has the profile).
-	restCfg.DisableCompression = true
-	client, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return nil, fmt.Errorf("create Kubernetes client: %w", err)
-	}
-	return client, nil
+	return apiserver.Serve(cfg.APISocket, local.State)
 }
 
-// waitForLocalGateways waits until this node's Node object has pod CIDRs and
-// returns the gateway addresses for the gateway interface (10.222.1.1/24 for
-// 10.222.1.0/24). The node IPAM controller may assign them after the agent
-// starts, so waiting is the normal path, not an error.
-func waitForLocalGateways(ctx context.Context, lister corelisters.NodeLister, name string) ([]*net.IPNet, error) {
-	var gateways []*net.IPNet
-	lastLog := time.Time{}
-	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(context.Context) (bool, error) {
-		node, err := lister.Get(name)
-		var reason string
-		switch {
-		case apierrors.IsNotFound(err):
-			reason = "Node object not found"
-		case err != nil:
-			return false, err
-		default:
-			gateways = noderoute.GatewayAddresses(node)
-			if len(gateways) > 0 {
-				return true, nil
-			}
-			reason = "Node has no usable pod CIDR yet"
-		}
-		if time.Since(lastLog) > 30*time.Second {
-			klog.InfoS("Waiting for this node's pod CIDR", "node", name, "reason", reason)
-			lastLog = time.Now()
-		}
-		return false, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("wait for pod CIDR of node %s: %w", name, err)
+// Close disconnects from OVS and stops the Node informer; call it after Run
+// returned (or instead of Run).
+func (a *Agent) Close() {
+	if a.flows != nil {
+		a.flows.Disconnect()
 	}
-	return gateways, nil
-}
-
-func addrStrings(addrs []*net.IPNet) []string {
-	out := make([]string, 0, len(addrs))
-	for _, a := range addrs {
-		out = append(out, a.String())
+	if a.ovsdb != nil {
+		a.ovsdb.Close()
 	}
-	return out
+	a.stopInformer()
+	a.factory.Shutdown()
 }

@@ -6,10 +6,10 @@ import (
 	"net"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"k8s.io/klog/v2"
 
 	"github.com/noderoute/noderoute/pkg/ovs/ovsconfig"
+	"github.com/noderoute/noderoute/pkg/route"
 )
 
 const (
@@ -35,7 +35,7 @@ const (
 )
 
 // gatewayLink is the kernel side of the gateway port, as the monitor sees
-// it.
+// it: a *route.GatewayLink, or a fake in tests.
 type gatewayLink interface {
 	// Status returns the interface's index (0 when it does not exist)
 	// and whether it is up with every gateway address.
@@ -76,13 +76,13 @@ type BridgeMonitor struct {
 
 // NewBridgeMonitor returns a monitor that keeps bridge, with its flow round
 // in bridge.FlowRound, and the gateway interface with addresses gateways in
-// place. handle is the netlink handle of the gateway's network namespace,
-// nil for the current one. Call Run to start it.
-func NewBridgeMonitor(ovsdb ovsconfig.Interface, bridge ovsconfig.BridgeConfig, handle *netlink.Handle, gateways []*net.IPNet) *BridgeMonitor {
+// place, the gateway interface being the one in the network namespace ns.
+// Call Run to start it.
+func NewBridgeMonitor(ovsdb ovsconfig.Interface, bridge ovsconfig.BridgeConfig, ns *route.Namespace, gateways []*net.IPNet) *BridgeMonitor {
 	return &BridgeMonitor{
 		ovsdb:    ovsdb,
 		bridge:   bridge,
-		gateway:  newNetlinkGateway(handle, bridge.GatewayPort, gateways),
+		gateway:  route.NewGatewayLink(ns, bridge.GatewayPort, gateways),
 		interval: bridgeCheckInterval,
 		maxDelay: maxBridgeCheckDelay,
 	}

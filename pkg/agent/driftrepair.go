@@ -5,14 +5,22 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"k8s.io/klog/v2"
 
 	"github.com/noderoute/noderoute/pkg/agent/metrics"
-	"github.com/noderoute/noderoute/pkg/agent/noderoute"
-	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 	"github.com/noderoute/noderoute/pkg/route"
 )
+
+// RouteReconciler is what the watchers ask for a route reconcile
+// (*noderoute.Controller).
+type RouteReconciler interface {
+	RequestRouteReconcile()
+}
+
+// FlowChecker runs the periodic flow check (*openflow.OFClient).
+type FlowChecker interface {
+	RunFlowCheck(ctx context.Context, period time.Duration)
+}
 
 // StartDriftRepair starts what puts back, until ctx ends, changes made to
 // the data plane behind the agent's back:
@@ -25,13 +33,13 @@ import (
 //   - the flow check, every flowCheckPeriod (0: none): flows of ours
 //     deleted by hand are re-added.
 //
-// The watchers work in the network namespace ns (nil: the calling
-// thread's, which they watch with CAP_NET_ADMIN alone; another one needs
-// CAP_SYS_ADMIN to enter it). Failures to start a watcher are logged.
+// The watchers work in the network namespace ns (the agent's own, which
+// they watch with CAP_NET_ADMIN alone; another one needs CAP_SYS_ADMIN to
+// enter it). Failures to start a watcher are logged.
 // watcherRunning, if not nil, is told whether each watcher (named by
 // metrics.Watchers) has its subscription in place. wait returns once all
 // of them have stopped.
-func StartDriftRepair(ctx context.Context, ns *netns.NsHandle, gatewayInterface string, ctrl *noderoute.Controller, flows *openflow.OFClient, flowCheckPeriod time.Duration, watcherRunning func(watcher string, running bool)) (wait func()) {
+func StartDriftRepair(ctx context.Context, ns *route.Namespace, gatewayInterface string, ctrl RouteReconciler, flows FlowChecker, flowCheckPeriod time.Duration, watcherRunning func(watcher string, running bool)) (wait func()) {
 	status := func(watcher string) func(bool) {
 		if watcherRunning == nil {
 			return nil

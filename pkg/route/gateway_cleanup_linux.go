@@ -10,12 +10,9 @@ import (
 
 // GatewayAddressesPresent returns those of addrs (interface addresses such
 // as 10.222.1.1/24) that the interface name has, in the order of addrs. An
-// interface that does not exist has none. A nil handle means the current
-// network namespace.
-func GatewayAddressesPresent(handle *netlink.Handle, name string, addrs []*net.IPNet) ([]*net.IPNet, error) {
-	if handle == nil {
-		handle = &netlink.Handle{}
-	}
+// interface that does not exist has none. The interface is the one in ns.
+func GatewayAddressesPresent(ns *Namespace, name string, addrs []*net.IPNet) ([]*net.IPNet, error) {
+	handle := ns.handle
 	link, err := handle.LinkByName(name)
 	if err != nil {
 		var notFound netlink.LinkNotFoundError
@@ -30,22 +27,27 @@ func GatewayAddressesPresent(handle *netlink.Handle, name string, addrs []*net.I
 	}
 	var out []*net.IPNet
 	for _, a := range addrs {
-		for _, h := range have {
-			if h.IPNet != nil && h.IP.Equal(a.IP) && sameMask(h.Mask, a.Mask) {
-				out = append(out, a)
-				break
-			}
+		if hasAddr(have, a) {
+			out = append(out, a)
 		}
 	}
 	return out, nil
 }
 
-// RemoveGatewayAddress takes the address (e.g. 10.222.1.1/24) off the
-// interface name.
-func RemoveGatewayAddress(handle *netlink.Handle, name string, addr *net.IPNet) error {
-	if handle == nil {
-		handle = &netlink.Handle{}
+// hasAddr reports whether have holds want, with the same prefix length.
+func hasAddr(have []netlink.Addr, want *net.IPNet) bool {
+	for _, h := range have {
+		if h.IPNet != nil && h.IP.Equal(want.IP) && sameMask(h.Mask, want.Mask) {
+			return true
+		}
 	}
+	return false
+}
+
+// RemoveGatewayAddress takes the address (e.g. 10.222.1.1/24) off the
+// interface name in ns.
+func RemoveGatewayAddress(ns *Namespace, name string, addr *net.IPNet) error {
+	handle := ns.handle
 	link, err := handle.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("look up gateway interface %s: %w", name, err)

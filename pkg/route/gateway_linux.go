@@ -18,7 +18,7 @@ const gatewayPollInterval = 50 * time.Millisecond
 // it up and makes sure it has each address in addrs. Each element of addrs is
 // an interface address with its prefix length, e.g. 10.222.1.1/24 (the IP
 // returned by net.ParseCIDR with the IPNet's mask, or netlink.ParseIPNet),
-// not a network prefix. A nil handle means the current network namespace.
+// not a network prefix. The interface is the one in ns.
 //
 // The wait is needed because OVS creates the kernel side of an internal port
 // asynchronously: the port is in OVSDB before ovs-vswitchd has made the
@@ -32,20 +32,23 @@ const gatewayPollInterval = 50 * time.Millisecond
 // that are not in addrs, in any family, are left alone: the agent does not
 // own them (an administrator or another component may have put them there),
 // so removing a stale gateway address is the caller's decision.
-func ConfigureGateway(handle *netlink.Handle, name string, addrs []*net.IPNet, timeout time.Duration) error {
-	if handle == nil {
-		handle = &netlink.Handle{}
-	}
+func ConfigureGateway(ns *Namespace, name string, addrs []*net.IPNet, timeout time.Duration) error {
+	_, err := configureGateway(ns.handle, name, addrs, timeout)
+	return err
+}
+
+// configureGateway is ConfigureGateway, returning the interface's index.
+func configureGateway(handle *netlink.Handle, name string, addrs []*net.IPNet, timeout time.Duration) (int, error) {
 	link, err := waitForLink(handle, name, timeout)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := handle.LinkSetUp(link); err != nil {
-		return fmt.Errorf("set gateway interface %s up: %w", name, err)
+		return 0, fmt.Errorf("set gateway interface %s up: %w", name, err)
 	}
 	for _, a := range addrs {
 		if a == nil || a.IP == nil {
-			return fmt.Errorf("configure gateway interface %s: nil address", name)
+			return 0, fmt.Errorf("configure gateway interface %s: nil address", name)
 		}
 		addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.IP, Mask: a.Mask}}
 		if a.IP.To4() == nil {
@@ -56,12 +59,12 @@ func ConfigureGateway(handle *netlink.Handle, name string, addrs []*net.IPNet, t
 				// The kernel's answer when the interface has
 				// IPv6 turned off (a dual-stack or IPv6 pod
 				// CIDR on a node without IPv6).
-				return fmt.Errorf("add address %s to gateway interface %s: %w (IPv6 is disabled on it: set sysctl net.ipv6.conf.%s.disable_ipv6=0, or net.ipv6.conf.default.disable_ipv6=0 before the interface is created)", a, name, err, name)
+				return 0, fmt.Errorf("add address %s to gateway interface %s: %w (IPv6 is disabled on it: set sysctl net.ipv6.conf.%s.disable_ipv6=0, or net.ipv6.conf.default.disable_ipv6=0 before the interface is created)", a, name, err, name)
 			}
-			return fmt.Errorf("add address %s to gateway interface %s: %w", a, name, err)
+			return 0, fmt.Errorf("add address %s to gateway interface %s: %w", a, name, err)
 		}
 	}
-	return nil
+	return link.Attrs().Index, nil
 }
 
 // waitForLink polls for the interface name until it exists or timeout

@@ -33,7 +33,7 @@ import (
 //
 // onRunning, if not nil, is told whether a subscription is in place, as in
 // WatchRoutes.
-func WatchLinkUp(ctx context.Context, ns *netns.NsHandle, name string, onUp func(), onRunning func(running bool)) error {
+func WatchLinkUp(ctx context.Context, ns *Namespace, name string, onUp func(), onRunning func(running bool)) error {
 	if onUp == nil {
 		return fmt.Errorf("watch link %s: onUp is nil", name)
 	}
@@ -43,7 +43,7 @@ func WatchLinkUp(ctx context.Context, ns *netns.NsHandle, name string, onUp func
 		}
 	}
 	defer setRunning(false)
-	nsHandle, closeNS, err := watchNamespace(ns)
+	nsHandle, closeNS, err := watchNamespace(&ns.ns)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 func TestWatchLinkUpRepairsRoutesAfterFlap(t *testing.T) {
 	n := newWatchNS(t)
 	n.addGatewayLink(t, "10.222.1.1/24")
-	c := NewClient(n.handle, testGateway)
+	c := NewClient(n.namespace(), testGateway)
 	dst, gw := mustCIDR(t, "10.222.2.0/24"), net.ParseIP("10.222.2.1").To4()
 	if err := c.EnsureRoute(dst, gw); err != nil {
 		t.Fatal(err)
@@ -29,7 +29,7 @@ func TestWatchLinkUpRepairsRoutesAfterFlap(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- WatchLinkUp(ctx, &n.ns, testGateway, onUp, nil) }()
+	go func() { done <- WatchLinkUp(ctx, n.namespace(), testGateway, onUp, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -91,7 +91,12 @@ func TestNetAdminOnlyChild(t *testing.T) {
 		}
 	}()
 
-	c := NewClient(nil, testGateway)
+	cur, err := CurrentNamespace()
+	if err != nil {
+		t.Fatalf("current namespace with NET_ADMIN: %v", err)
+	}
+	defer cur.Close()
+	c := NewClient(cur, testGateway)
 	dst, gw := mustCIDR(t, "10.222.2.0/24"), net.ParseIP("10.222.2.1").To4()
 	if err := c.EnsureRoute(dst, gw); err != nil {
 		t.Fatalf("EnsureRoute with NET_ADMIN: %v", err)
@@ -142,8 +147,8 @@ func TestNetAdminOnlyChild(t *testing.T) {
 		}
 	}
 	routeErr, linkErr := make(chan error, 1), make(chan error, 1)
-	go func() { routeErr <- WatchRoutes(ctx, nil, repair, report(routesUp)) }()
-	go func() { linkErr <- WatchLinkUp(ctx, nil, testGateway, repair, report(linkUp)) }()
+	go func() { routeErr <- WatchRoutes(ctx, cur, repair, report(routesUp)) }()
+	go func() { linkErr <- WatchLinkUp(ctx, cur, testGateway, repair, report(linkUp)) }()
 	for _, w := range []struct {
 		name    string
 		running chan bool

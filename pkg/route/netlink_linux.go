@@ -18,8 +18,8 @@ import (
 const dumpAttempts = 5
 
 // Client is the netlink implementation of Interface. It installs routes on
-// the gateway interface named at construction, in the network namespace of
-// its netlink handle.
+// the gateway interface named at construction, in the network namespace it
+// was given.
 type Client struct {
 	handle           *netlink.Handle
 	gatewayInterface string
@@ -34,25 +34,11 @@ type Client struct {
 
 var _ Interface = (*Client)(nil)
 
-// NewClient returns a Client that installs routes on gatewayInterface. A nil
-// handle means a handle of its own in the network namespace of the calling
-// thread, which for the agent is the host namespace; tests pass a handle made
-// with netlink.NewHandleAt to work in a namespace of their own. The gateway
-// interface is looked up on first use, so it need not exist yet.
-func NewClient(handle *netlink.Handle, gatewayInterface string) *Client {
-	if handle == nil {
-		// One socket for every request: a full sync adds thousands
-		// of routes, and the zero Handle would open and close a
-		// socket per request. Should the socket not open now, the
-		// zero Handle still works (and the error comes back with
-		// the first request).
-		if h, err := netlink.NewHandle(unix.NETLINK_ROUTE); err == nil {
-			handle = h
-		} else {
-			handle = &netlink.Handle{}
-		}
-	}
-	return &Client{handle: handle, gatewayInterface: gatewayInterface}
+// NewClient returns a Client that installs routes on gatewayInterface in
+// ns, through its netlink handle, until ns is closed. The gateway interface
+// is looked up on first use, so it need not exist yet.
+func NewClient(ns *Namespace, gatewayInterface string) *Client {
+	return &Client{handle: ns.handle, gatewayInterface: gatewayInterface}
 }
 
 // EnsureRoute installs or replaces dst via gw dev <gateway interface> onlink

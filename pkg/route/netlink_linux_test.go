@@ -57,6 +57,12 @@ func newTestNS(t *testing.T) *testNS {
 	return &testNS{name: name, ns: ns, handle: h}
 }
 
+// namespace is the test namespace as the package's API takes it; the test's
+// clean-up closes the handles.
+func (n *testNS) namespace() *Namespace {
+	return &Namespace{handle: n.handle, ns: n.ns, what: n.name}
+}
+
 // newNamedNS creates the namespace name. netns.NewNamed moves the calling
 // thread into it, so the goroutine is locked to its thread and moved back
 // before anything else can run on that thread.
@@ -193,7 +199,7 @@ func checkOutput(t *testing.T, what, got, want string) {
 func TestClientRoutes(t *testing.T) {
 	n := newTestNS(t)
 	n.addGatewayLink(t, "10.222.1.1/24")
-	c := NewClient(n.handle, testGateway)
+	c := NewClient(n.namespace(), testGateway)
 
 	routes, err := c.ListRoutes()
 	if err != nil || len(routes) != 0 {
@@ -292,7 +298,7 @@ func TestClientRoutes(t *testing.T) {
 
 func TestClientGatewayRecreated(t *testing.T) {
 	n := newTestNS(t)
-	c := NewClient(n.handle, testGateway)
+	c := NewClient(n.namespace(), testGateway)
 
 	err := c.EnsureRoute(mustCIDR(t, "10.222.0.0/24"), net.ParseIP("10.222.0.1"))
 	if err == nil || !strings.Contains(err.Error(), testGateway) {
@@ -333,10 +339,10 @@ func TestClientGatewayRecreated(t *testing.T) {
 	}
 }
 
-// TestNilHandle checks that a nil handle means the calling thread's
+// TestCurrentNamespace checks that CurrentNamespace is the calling thread's
 // namespace, by calling from a thread switched into the test namespace (so
 // that the host's routes are never touched).
-func TestNilHandle(t *testing.T) {
+func TestCurrentNamespace(t *testing.T) {
 	n := newTestNS(t)
 	n.addGatewayLink(t, "10.222.1.1/24")
 
@@ -350,7 +356,13 @@ func TestNilHandle(t *testing.T) {
 			errc <- fmt.Errorf("enter netns %s: %w", n.name, err)
 			return
 		}
-		c := NewClient(nil, testGateway)
+		cur, err := CurrentNamespace()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer cur.Close()
+		c := NewClient(cur, testGateway)
 		// Not mustCIDR: t.Fatal must not be called off the test
 		// goroutine.
 		dst := &net.IPNet{IP: net.IPv4(10, 222, 2, 0).To4(), Mask: net.CIDRMask(24, 32)}
@@ -358,7 +370,7 @@ func TestNilHandle(t *testing.T) {
 			errc <- err
 			return
 		}
-		if err := ConfigureGateway(nil, testGateway, nil, 0); err != nil {
+		if err := ConfigureGateway(cur, testGateway, nil, 0); err != nil {
 			errc <- err
 			return
 		}
@@ -397,7 +409,7 @@ func TestConfigureGatewayWaitsForLink(t *testing.T) {
 		created <- n.createGatewayLink()
 	}()
 	start := time.Now()
-	err := ConfigureGateway(n.handle, testGateway, ipNets, 5*time.Second)
+	err := ConfigureGateway(n.namespace(), testGateway, ipNets, 5*time.Second)
 	elapsed := time.Since(start)
 	if err := <-created; err != nil {
 		t.Fatalf("create %s: %v", testGateway, err)
@@ -420,7 +432,7 @@ func TestConfigureGatewayWaitsForLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Idempotent.
-	if err := ConfigureGateway(n.handle, testGateway, ipNets, time.Second); err != nil {
+	if err := ConfigureGateway(n.namespace(), testGateway, ipNets, time.Second); err != nil {
 		t.Fatalf("ConfigureGateway again: %v", err)
 	}
 
@@ -467,7 +479,7 @@ func TestConfigureGatewayIPv6Disabled(t *testing.T) {
 		t.Skipf("cannot turn IPv6 off on %s: %v %s", testGateway, err, out)
 	}
 	addr, _ := netlink.ParseIPNet("fd00:10:222:1::1/64")
-	err = ConfigureGateway(n.handle, testGateway, []*net.IPNet{addr}, time.Second)
+	err = ConfigureGateway(n.namespace(), testGateway, []*net.IPNet{addr}, time.Second)
 	if err == nil || !errors.Is(err, unix.EACCES) || !strings.Contains(err.Error(), "net.ipv6.conf."+testGateway+".disable_ipv6=0") {
 		t.Fatalf("ConfigureGateway with IPv6 disabled: %v", err)
 	}
@@ -479,7 +491,7 @@ func TestConfigureGatewayTimeout(t *testing.T) {
 	addr, _ := netlink.ParseIPNet("10.222.1.1/24")
 	const timeout = 200 * time.Millisecond
 	start := time.Now()
-	err := ConfigureGateway(n.handle, testGateway, []*net.IPNet{addr}, timeout)
+	err := ConfigureGateway(n.namespace(), testGateway, []*net.IPNet{addr}, timeout)
 	elapsed := time.Since(start)
 	if err == nil {
 		t.Fatal("ConfigureGateway succeeded without the link")

@@ -42,6 +42,15 @@ func inNamespace(ns netns.NsHandle, fn func(target *netns.NsHandle) error) error
 // entering ns (setns) only when the calling thread is not already in it;
 // see inNamespace.
 func handleIn(ns netns.NsHandle) (*netlink.Handle, error) {
+	h, err := openHandleIn(ns)
+	if err != nil {
+		return nil, fmt.Errorf("netlink handle in network namespace %s: %w", ns, err)
+	}
+	return h, nil
+}
+
+// openHandleIn is handleIn, leaving the error to the caller to describe.
+func openHandleIn(ns netns.NsHandle) (*netlink.Handle, error) {
 	var h *netlink.Handle
 	err := inNamespace(ns, func(target *netns.NsHandle) error {
 		var err error
@@ -52,8 +61,5 @@ func handleIn(ns netns.NsHandle) (*netlink.Handle, error) {
 		}
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("netlink handle in network namespace %s: %w", ns, err)
-	}
-	return h, nil
+	return h, err
 }

@@ -39,14 +39,10 @@ const (
 // hand is repaired within about watchCoalesceWindow instead of at the next
 // periodic resync.
 //
-// A nil ns (or a closed handle such as netns.None()) means the network
-// namespace of the calling thread at the time of the call (the host
-// namespace for the agent); it is pinned then, so that resubscribing later,
-// from whatever thread, stays in it. An open ns must stay open until
-// WatchRoutes returns; tests pass the handle they made the Client's
-// netlink.Handle from. Subscribing needs no capability in the namespace the
-// subscribing thread is in; only another namespace needs CAP_SYS_ADMIN, to
-// enter it (see inNamespace).
+// ns must stay open until WatchRoutes returns; resubscribing, from whatever
+// thread, stays in it. Subscribing needs no capability in the namespace the
+// subscribing thread is in (CurrentNamespace, for the agent); only another
+// namespace needs CAP_SYS_ADMIN, to enter it (see inNamespace).
 //
 // onRunning, if not nil, is called with true each time a subscription is in
 // place and with false when it fails or WatchRoutes returns, so that the
@@ -96,10 +92,10 @@ const (
 // notified. Repairing that is up to whoever watches the gateway interface
 // (the routes cannot come back before the interface does anyway):
 // WatchLinkUp and the agent's bridge monitor.
-func WatchRoutes(ctx context.Context, ns *netns.NsHandle, onChange func(), onRunning func(running bool)) error {
+func WatchRoutes(ctx context.Context, ns *Namespace, onChange func(), onRunning func(running bool)) error {
 	w := defaultWatcher(onChange)
 	w.onRunning = onRunning
-	return w.run(ctx, ns)
+	return w.run(ctx, &ns.ns)
 }
 
 func defaultWatcher(onChange func()) *routeWatcher {
@@ -358,9 +354,9 @@ func isOverflow(err error) bool {
 
 // watchNamespace returns the namespace to subscribe in and a function that
 // releases it: ns itself, or an open handle on the calling thread's
-// namespace when ns is nil. Opening that handle needs no capability; the
-// subscriptions then enter it only from a thread that is not in it
-// (inNamespace).
+// namespace when ns is nil (which only this package's tests pass). Opening
+// that handle needs no capability; the subscriptions then enter it only
+// from a thread that is not in it (inNamespace).
 func watchNamespace(ns *netns.NsHandle) (netns.NsHandle, func(), error) {
 	if ns != nil && ns.IsOpen() {
 		return *ns, func() {}, nil

@@ -412,7 +412,7 @@ func TestWatchRoutesFirstSubscriptionFails(t *testing.T) {
 func TestWatchRoutesKernel(t *testing.T) {
 	n := newWatchNS(t)
 	n.addGatewayLink(t, "10.222.1.1/24")
-	c := NewClient(n.handle, testGateway)
+	c := NewClient(n.namespace(), testGateway)
 	mustEnsure(t, c, "10.222.2.0/24", "10.222.2.1")
 	mustEnsure(t, c, "fd00:10:222:2::/64", "fd00:10:222:2::1")
 
@@ -484,7 +484,7 @@ func addBurst(t *testing.T, c *Client) time.Duration {
 func TestWatchRoutesBurst(t *testing.T) {
 	n := newWatchNS(t)
 	n.addGatewayLink(t, "10.222.1.1/24")
-	c := NewClient(n.handle, testGateway)
+	c := NewClient(n.namespace(), testGateway)
 	calls := newCallCounter()
 	w, subscribed := testWatcher(calls.onChange)
 	overflows, _ := recordErrors(w)
@@ -535,7 +535,7 @@ func TestWatchRoutesBurst(t *testing.T) {
 func TestWatchRoutesKernelOverflow(t *testing.T) {
 	n := newWatchNS(t)
 	n.addGatewayLink(t, "10.222.1.1/24")
-	c := NewClient(n.handle, testGateway)
+	c := NewClient(n.namespace(), testGateway)
 	calls := newCallCounter()
 	w, subscribed := testWatcher(calls.onChange)
 
@@ -612,7 +612,7 @@ func TestWatchRoutesKernelOverflow(t *testing.T) {
 func TestWatchRoutesRepair(t *testing.T) {
 	n := newWatchNS(t)
 	n.addGatewayLink(t, "10.222.1.1/24")
-	c := NewClient(n.handle, testGateway)
+	c := NewClient(n.namespace(), testGateway)
 	wanted := []Route{
 		{Dst: mustCIDR(t, "10.222.2.0/24"), Gateway: net.ParseIP("10.222.2.1").To4()},
 		{Dst: mustCIDR(t, "10.222.3.0/24"), Gateway: net.ParseIP("10.222.3.1").To4()},
@@ -701,7 +701,7 @@ func TestWatchRoutesRepair(t *testing.T) {
 func TestWatchRoutesNilNamespace(t *testing.T) {
 	n := newWatchNS(t)
 	n.addGatewayLink(t, "10.222.1.1/24")
-	c := NewClient(n.handle, testGateway)
+	c := NewClient(n.namespace(), testGateway)
 	mustEnsure(t, c, "10.222.2.0/24", "10.222.2.1")
 	calls := newCallCounter()
 	w, subscribed := testWatcher(calls.onChange)

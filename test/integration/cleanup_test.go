@@ -29,7 +29,7 @@ func runCleanup(t *testing.T, n *nodesim.Host, dryRun bool, apiSocket string) (s
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := cleanup.Run(ctx, cleanup.Options{Config: &cfg, DryRun: dryRun, Out: &out, Netlink: n.Handle})
+	err := cleanup.Run(ctx, cleanup.Options{Config: &cfg, DryRun: dryRun, Out: &out, Namespace: n.Namespace})
 	t.Logf("cleanup (dry run %v):\n%s", dryRun, out.String())
 	return out.String(), err
 }

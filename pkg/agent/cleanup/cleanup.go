@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"k8s.io/klog/v2"
 
 	"github.com/noderoute/noderoute/pkg/agent/config"
@@ -43,9 +42,9 @@ type Options struct {
 	// Out receives one line per thing removed (or that would be), then a
 	// summary.
 	Out io.Writer
-	// Netlink is a handle in the node's network namespace; nil means the
-	// current one.
-	Netlink *netlink.Handle
+	// Namespace is the node's network namespace (route.CurrentNamespace
+	// on the node itself).
+	Namespace *route.Namespace
 	// OFCtl runs ovs-ofctl; the zero value finds it in PATH.
 	OFCtl ofctl.Exec
 }
@@ -108,7 +107,7 @@ func (p *planner) plan(ctx context.Context) []item {
 }
 
 func (p *planner) planRoutes() []item {
-	rc := route.NewClient(p.opts.Netlink, p.opts.Config.GatewayInterface)
+	rc := route.NewClient(p.opts.Namespace, p.opts.Config.GatewayInterface)
 	routes, err := rc.ListRoutes()
 	if err != nil {
 		p.fail("routes with protocol %d: %v", route.Protocol, err)
@@ -235,7 +234,7 @@ func (p *planner) planAddresses(gw *ovsconfig.PortState) []item {
 		}
 		addrs = append(addrs, &net.IPNet{IP: ip, Mask: n.Mask})
 	}
-	present, err := route.GatewayAddressesPresent(p.opts.Netlink, gw.Name, addrs)
+	present, err := route.GatewayAddressesPresent(p.opts.Namespace, gw.Name, addrs)
 	if err != nil {
 		p.fail("addresses of %s: %v", gw.Name, err)
 		return nil
@@ -243,7 +242,7 @@ func (p *planner) planAddresses(gw *ovsconfig.PortState) []item {
 	var items []item
 	for _, a := range present {
 		items = append(items, item{kind: "address", desc: fmt.Sprintf("%s from %s", a, gw.Name), do: func(context.Context) error {
-			return route.RemoveGatewayAddress(p.opts.Netlink, gw.Name, a)
+			return route.RemoveGatewayAddress(p.opts.Namespace, gw.Name, a)
 		}})
 	}
 	return items

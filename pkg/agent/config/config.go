@@ -244,18 +244,10 @@ func parseConfig(fs *flag.FlagSet, args []string, requireNode bool) (*Config, er
 	cfg := Default()
 	var configFile string
 	flags := cfg // the flags' own values; only the ones set are used
-	fs.StringVar(&configFile, "config", "", "YAML config file (keys: nodeName, kubeconfig, ovsBridge, ovsRunDir, ovsDatapathType, gatewayInterface, virtualMAC, resyncPeriod, flowCheckPeriod, apiSocket, metricsBindAddress); flags win over it")
-	fs.StringVar(&flags.NodeName, "node-name", flags.NodeName, "name of the Kubernetes Node this agent runs on (default $NODE_NAME)")
-	fs.StringVar(&flags.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config)")
-	fs.StringVar(&flags.OVSBridge, "ovs-bridge", flags.OVSBridge, "OVS integration bridge")
-	fs.StringVar(&flags.OVSRunDir, "ovs-rundir", flags.OVSRunDir, "OVS run directory: OVSDB at <dir>/db.sock, OpenFlow at <dir>/<bridge>.mgmt")
-	fs.StringVar(&flags.OVSDatapathType, "ovs-datapath-type", flags.OVSDatapathType, "bridge datapath: system (kernel module) or netdev (userspace)")
-	fs.StringVar(&flags.GatewayInterface, "gateway-interface", flags.GatewayInterface, "internal port holding this node's gateway IP")
-	fs.StringVar(&flags.VirtualMAC, "virtual-mac", flags.VirtualMAC, "MAC address OVS answers ARP requests and IPv6 Neighbor Solicitations for remote gateways with")
-	fs.DurationVar(&flags.ResyncPeriod.Duration, "resync-period", flags.ResyncPeriod.Duration, "how often our routes are compared with the Nodes and repaired")
-	fs.DurationVar(&flags.FlowCheckPeriod.Duration, "flow-check-period", flags.FlowCheckPeriod.Duration, "how often the bridge's flows are compared with the agent's and missing ones restored; 0 turns it off")
-	fs.StringVar(&flags.APISocket, "api-socket", flags.APISocket, "unix socket (mode 0600) of the local API that agentctl uses; empty turns it off")
-	fs.StringVar(&flags.MetricsBindAddress, "metrics-bind-address", flags.MetricsBindAddress, "host:port serving /metrics, /healthz and /readyz; 0 or empty turns them off")
+	fs.StringVar(&configFile, "config", "", "YAML config file (keys: "+strings.Join(fileKeys(), ", ")+"); flags win over it")
+	for _, f := range flagTable {
+		f.register(fs, &flags)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -270,30 +262,11 @@ func parseConfig(fs *flag.FlagSet, args []string, requireNode bool) (*Config, er
 			return nil, &FlagError{Flag: "config", Err: err}
 		}
 	}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "node-name":
-			cfg.NodeName = flags.NodeName
-		case "kubeconfig":
-			cfg.Kubeconfig = flags.Kubeconfig
-		case "ovs-bridge":
-			cfg.OVSBridge = flags.OVSBridge
-		case "ovs-rundir":
-			cfg.OVSRunDir = flags.OVSRunDir
-		case "ovs-datapath-type":
-			cfg.OVSDatapathType = flags.OVSDatapathType
-		case "gateway-interface":
-			cfg.GatewayInterface = flags.GatewayInterface
-		case "virtual-mac":
-			cfg.VirtualMAC = flags.VirtualMAC
-		case "resync-period":
-			cfg.ResyncPeriod = flags.ResyncPeriod
-		case "flow-check-period":
-			cfg.FlowCheckPeriod = flags.FlowCheckPeriod
-		case "api-socket":
-			cfg.APISocket = flags.APISocket
-		case "metrics-bind-address":
-			cfg.MetricsBindAddress = flags.MetricsBindAddress
+	// A flag set on the command line wins over the file; one left unset
+	// keeps the file's value (or the default).
+	fs.Visit(func(set *flag.Flag) {
+		if f, ok := lookupFlag(set.Name); ok {
+			f.copy(&cfg, &flags)
 		}
 	})
 	if err := cfg.validate(requireNode); err != nil {
