@@ -40,6 +40,8 @@
 #   BENCH_BURST=1000     Nodes created at once (then deleted); 0 skips it
 #   BENCH_PROFILE=0      1: perf record (cpu-clock) of the agent and
 #                        ovs-vswitchd during the first cold start of each N
+#   BENCH_GOMEMLIMIT     the agent's GOMEMLIMIT (default: the DaemonSet's,
+#                        from deploy/base/noderoute-agent.yaml; "" for none)
 #   BENCH_HEAP_PROFILE=0 1: the agent built with -tags pprof; heap profiles
 #                        (in use and allocated) after each cold start and
 #                        after the last phase, heap-<N>-*.txt
@@ -61,6 +63,11 @@ BENCH_BURST="${BENCH_BURST:-1000}"
 BENCH_PROFILE="${BENCH_PROFILE:-0}"
 BENCH_KEEP="${BENCH_KEEP:-0}"
 BENCH_HEAP_PROFILE="${BENCH_HEAP_PROFILE:-0}"
+# The agent runs as in the DaemonSet: with its GOMEMLIMIT.
+manifest_gomemlimit() {
+  awk '/- name: GOMEMLIMIT/ { getline; gsub(/"/, "", $2); print $2; exit }' "${REPO_ROOT}/deploy/base/noderoute-agent.yaml"
+}
+BENCH_GOMEMLIMIT="${BENCH_GOMEMLIMIT-$(manifest_gomemlimit)}"
 SYNC_TIMEOUT="${BENCH_SYNC_TIMEOUT:-900}"
 
 NAME=nrt-bench
@@ -116,6 +123,15 @@ cleanup() {
 }
 
 in_node() { "${LC[@]}" exec "${NODE}" -- "$@"; }
+# restart_agent: hack/local-cluster.sh restart-agent, the agent with
+# BENCH_GOMEMLIMIT (the new agent inherits the environment).
+restart_agent() {
+  if [[ -n "${BENCH_GOMEMLIMIT}" ]]; then
+    GOMEMLIMIT="${BENCH_GOMEMLIMIT}" "${LC[@]}" restart-agent "${NODE}" >&2
+  else
+    "${LC[@]}" restart-agent "${NODE}" >&2
+  fi
+}
 now() { date +%s.%N; }
 fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a - b }'; }
 fdiv() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "nan"; else printf "%.6f", a / b }'; }
@@ -189,7 +205,7 @@ cold_start() {
   from="$(wc -l <"${AGENT_LOG}")"
   put "${f}" "cold${rep}_load" "$(load)"
   t0="$(now)"
-  "${LC[@]}" restart-agent "${NODE}" >&2
+  restart_agent
   if ((BENCH_PROFILE && rep == 1)) && command -v perf >/dev/null; then
     perf record -q -e cpu-clock -F 999 -g -o "${RUN_DIR}/perf-${n}.data" \
       -p "$(agent_pid),$(pid_of "${OVS_DIR}/ovs-vswitchd.pid")" >/dev/null 2>&1 &
@@ -303,7 +319,7 @@ restart() {
   from="$(wc -l <"${AGENT_LOG}")"
   put "${f}" "restart${rep}_load" "$(load)"
   t0="$(now)"
-  "${LC[@]}" restart-agent "${NODE}" >&2
+  restart_agent
   wait_full_sync "${from}"
   t1="$(now)"
   put "${f}" "restart${rep}_cmd_to_seen_s" "$(fsub "${t1}" "${t0}")"
@@ -363,6 +379,7 @@ bench_n() {
   put "${f}" bench_n "${n}"
   put "${f}" bench_reps "${BENCH_REPS}"
   put "${f}" bench_shape "${BENCH_SHAPE}"
+  put "${f}" bench_gomemlimit "${BENCH_GOMEMLIMIT:-none}"
   put "${f}" bench_rates "${BENCH_RATES}"
   put "${f}" bench_date "$(date -u '+%Y-%m-%d %H:%M UTC')"
   put "${f}" bench_cpus "$(nproc)"

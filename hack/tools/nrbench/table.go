@@ -78,8 +78,8 @@ func (t *table) verdict(goal string, met bool) string {
 
 func (t *table) print(file string) {
 	r := t.r
-	fmt.Fprintf(t.w, "\nnoderoute bench, N=%d remote Nodes (%s): %s, %s CPUs, kernel %s, %s, agent %s\n",
-		t.n, r.str("bench_shape"), r.str("bench_date"), r.str("bench_cpus"), r.str("bench_kernel"), r.str("bench_ovs"), r.str("agent_version"))
+	fmt.Fprintf(t.w, "\nnoderoute bench, N=%d remote Nodes (%s): %s, %s CPUs, kernel %s, %s, agent %s, GOMEMLIMIT %s\n",
+		t.n, r.str("bench_shape"), r.str("bench_date"), r.str("bench_cpus"), r.str("bench_kernel"), r.str("bench_ovs"), r.str("agent_version"), r.str("bench_gomemlimit"))
 	fmt.Fprintf(t.w, "  (medians over %d runs, min-max in brackets; load = /proc/loadavg 1/5/15 min when the figure was taken, first run)\n", t.reps)
 	t.row("figure", "value", "goal: verdict", "load")
 	t.coldStart()
