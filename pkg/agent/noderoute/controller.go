@@ -56,7 +56,7 @@ type Controller struct {
 	installed map[string][]podSubnet
 	// claims indexes the subnets of installed by prefix, for the overlap
 	// check. During a batch it also holds the subnets planned so far
-	// (see syncNodes).
+	// (see planBatch).
 	claims *subnetIndex
 	// localSubnets are this node's own pod CIDRs: a remote CIDR that
 	// overlaps them would hijack local pod traffic and is refused.
