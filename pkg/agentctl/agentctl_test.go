@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/noderoute/noderoute/pkg/agent/apiserver"
-	"github.com/noderoute/noderoute/pkg/agent/noderoute"
 	"github.com/noderoute/noderoute/pkg/agentctl/ofctl"
 	"github.com/noderoute/noderoute/pkg/route"
 )
@@ -26,13 +25,13 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // seedState is what the agent on worker1 of the seed cluster reports.
 func seedState() *apiserver.State {
-	sub := func(cidr, gw string) []noderoute.Subnet { return []noderoute.Subnet{{PodCIDR: cidr, GatewayIP: gw}} }
+	sub := func(cidr, gw string) []apiserver.Subnet { return []apiserver.Subnet{{PodCIDR: cidr, GatewayIP: gw}} }
 	return &apiserver.State{
 		APIVersion: apiserver.APIVersion, AgentVersion: "v9.9.9 (commit abc)", NodeName: "worker1",
 		LocalPodCIDRs: []string{"10.222.1.0/24"}, Bridge: "br-int", OVSRunDir: "/run/test-ovs",
 		GatewayInterface: "antrea-gw0", VirtualMAC: "aa:bb:cc:dd:ee:ff", FlowRound: 1,
 		OVSConnected: true, FullSyncDone: true,
-		RemoteNodes: []noderoute.RemoteNodeState{
+		RemoteNodes: []apiserver.RemoteNodeState{
 			{Name: "master", Desired: sub("10.222.0.0/24", "10.222.0.1"), Installed: sub("10.222.0.0/24", "10.222.0.1")},
 			{Name: "worker2", Desired: sub("10.222.2.0/24", "10.222.2.1"), Installed: sub("10.222.2.0/24", "10.222.2.1")},
 		},
@@ -45,7 +44,7 @@ func seedState() *apiserver.State {
 func dualStackState() *apiserver.State {
 	st := seedState()
 	for i, cidr := range map[int]string{0: "fd00:10:222::/64", 1: "fd00:10:222:2::/64"} {
-		s := noderoute.Subnet{PodCIDR: cidr, GatewayIP: strings.TrimSuffix(cidr, "/64") + "1"}
+		s := apiserver.Subnet{PodCIDR: cidr, GatewayIP: strings.TrimSuffix(cidr, "/64") + "1"}
 		st.RemoteNodes[i].Desired = append(st.RemoteNodes[i].Desired, s)
 		st.RemoteNodes[i].Installed = append(st.RemoteNodes[i].Installed, s)
 	}
@@ -373,7 +372,7 @@ func TestWithoutTheAgent(t *testing.T) {
 func TestRoutes(t *testing.T) {
 	h := newHarness()
 	h.routes.routes = append(h.routes.routes, mkRoute("10.99.0.0/16", "10.99.0.1"), mkRoute("fd00:10:222:2::/64", "fd00:10:222:2::1"))
-	h.agent.st.RemoteNodes[1].Desired = append(h.agent.st.RemoteNodes[1].Desired, noderoute.Subnet{PodCIDR: "fd00:10:222:2::/64", GatewayIP: "fd00:10:222:2::1"})
+	h.agent.st.RemoteNodes[1].Desired = append(h.agent.st.RemoteNodes[1].Desired, apiserver.Subnet{PodCIDR: "fd00:10:222:2::/64", GatewayIP: "fd00:10:222:2::1"})
 	code, out, _ := h.run(t, "--netns", "/var/run/netns/x", "routes")
 	want := "DESTINATION          GATEWAY            NODE\n" +
 		"10.99.0.0/16         10.99.0.1          -\n" +

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/noderoute/noderoute/pkg/agent/noderoute"
+	"github.com/noderoute/noderoute/pkg/agent/apiserver"
 	"github.com/noderoute/noderoute/pkg/agentctl/ofctl"
 	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 	"github.com/noderoute/noderoute/pkg/route"
@@ -155,7 +155,7 @@ func parseRoutes(lines []string) []route.Route {
 func TestDiffFindsEveryKindOfDrift(t *testing.T) {
 	st := seedState()
 	// worker2 also has an IPv6 CIDR: a route and an NDP responder.
-	st.RemoteNodes[1].Desired = append(st.RemoteNodes[1].Desired, noderoute.Subnet{PodCIDR: "fd00:2::/64", GatewayIP: "fd00:2::1"})
+	st.RemoteNodes[1].Desired = append(st.RemoteNodes[1].Desired, apiserver.Subnet{PodCIDR: "fd00:2::/64", GatewayIP: "fd00:2::1"})
 	lines := without(seedFlows(t), "arp_tpa=10.222.0.1,")
 	lines = append(lines,
 		// Hand-added, cookie 0.

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/noderoute/noderoute/pkg/agent/apiserver"
-	"github.com/noderoute/noderoute/pkg/agent/noderoute"
 	"github.com/noderoute/noderoute/pkg/agentctl/ofctl"
 	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 )
@@ -26,7 +25,7 @@ func newNodeIndex(st *apiserver.State) nodeIndex {
 	}
 	for _, n := range st.RemoteNodes {
 		// Installed first, so that what the Node wants now wins.
-		for _, s := range append(append([]noderoute.Subnet(nil), n.Installed...), n.Desired...) {
+		for _, s := range append(append([]apiserver.Subnet(nil), n.Installed...), n.Desired...) {
 			gw := s.GatewayIP
 			if ip := net.ParseIP(gw); ip != nil {
 				gw = ip.String()

@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/noderoute/noderoute/pkg/agent/noderoute"
 )
 
 func sampleState() State {
@@ -22,10 +20,10 @@ func sampleState() State {
 		LocalPodCIDRs: []string{"10.222.1.0/24"}, Bridge: "br-int", OVSRunDir: "/var/run/openvswitch",
 		GatewayInterface: "antrea-gw0", VirtualMAC: "aa:bb:cc:dd:ee:ff", FlowRound: 3,
 		OVSConnected: true, FullSyncDone: true,
-		RemoteNodes: []noderoute.RemoteNodeState{{
+		RemoteNodes: []RemoteNodeState{{
 			Name:      "worker2",
-			Desired:   []noderoute.Subnet{{PodCIDR: "10.222.2.0/24", GatewayIP: "10.222.2.1"}},
-			Installed: []noderoute.Subnet{{PodCIDR: "10.222.2.0/24", GatewayIP: "10.222.2.1"}},
+			Desired:   []Subnet{{PodCIDR: "10.222.2.0/24", GatewayIP: "10.222.2.1"}},
+			Installed: []Subnet{{PodCIDR: "10.222.2.0/24", GatewayIP: "10.222.2.1"}},
 		}},
 	}
 }
@@ -129,15 +127,15 @@ func TestClientErrorNamesTheSocket(t *testing.T) {
 	}
 }
 
-type fakeController struct{ st noderoute.State }
+type fakeController struct{ st ControllerState }
 
-func (f fakeController) State() noderoute.State { return f.st }
+func (f fakeController) State() ControllerState { return f.st }
 
 func TestAgentStateCombinesConfigAndController(t *testing.T) {
 	a := &Agent{
 		NodeName: "worker1", Version: "v1", Bridge: "br-int", OVSRunDir: "/run/ovs", GatewayInterface: "antrea-gw0",
 		VirtualMAC: "aa:bb:cc:dd:ee:ff", FlowRound: 7, OVSConnected: func() bool { return true },
-		Controller: fakeController{noderoute.State{LocalNode: "worker1", FullSyncDone: true}},
+		Controller: fakeController{ControllerState{LocalNode: "worker1", FullSyncDone: true}},
 	}
 	st := a.State()
 	if st.APIVersion != APIVersion || st.FlowRound != 7 || !st.OVSConnected || !st.FullSyncDone || st.OVSRunDir != "/run/ovs" {

@@ -1,9 +1,12 @@
 // Package apiserver is the agent's local API: a small HTTP server on a unix
 // socket (root only) that tells agentctl what the agent wants and has, and
 // the client agentctl uses.
+//
+// The wire types of the local API (State and the per-Node types it holds)
+// live here, next to APIVersion that versions their shape: the JSON that
+// agentctl reads is defined in one place, and the controller converts its
+// own state into them (noderoute.Controller.State).
 package apiserver
-
-import "github.com/noderoute/noderoute/pkg/agent/noderoute"
 
 // DefaultSocket is where the agent serves its local API unless told
 // otherwise (--api-socket).
@@ -42,11 +45,11 @@ type State struct {
 	// that, flows of earlier rounds and stale routes may still be there.
 	FullSyncDone bool `json:"fullSyncDone"`
 	// RemoteNodes are the other Nodes, sorted by name.
-	RemoteNodes []noderoute.RemoteNodeState `json:"remoteNodes"`
+	RemoteNodes []RemoteNodeState `json:"remoteNodes"`
 }
 
 // RemoteNode returns the remote Node called name, or nil.
-func (s *State) RemoteNode(name string) *noderoute.RemoteNodeState {
+func (s *State) RemoteNode(name string) *RemoteNodeState {
 	for i := range s.RemoteNodes {
 		if s.RemoteNodes[i].Name == name {
 			return &s.RemoteNodes[i]
@@ -55,10 +58,50 @@ func (s *State) RemoteNode(name string) *noderoute.RemoteNodeState {
 	return nil
 }
 
+// Subnet is a remote pod CIDR and the gateway IP its route goes through and
+// its ARP (IPv4) or NDP (IPv6) responder answers for.
+type Subnet struct {
+	PodCIDR   string `json:"podCIDR"`
+	GatewayIP string `json:"gatewayIP"`
+}
+
+// IgnoredCIDR is a pod CIDR of a Node object that the agent does not
+// program, and why.
+type IgnoredCIDR struct {
+	PodCIDR string `json:"podCIDR"`
+	// Kind is one of noderoute.RejectKinds.
+	Kind   string `json:"kind"`
+	Reason string `json:"reason"`
+}
+
+// RemoteNodeState is what the controller wants and has for one remote Node.
+type RemoteNodeState struct {
+	Name string `json:"name"`
+	// Desired are the subnets the Node object asks for, as the
+	// controller computes them: usable CIDRs that overlap neither this
+	// node's nor another remote Node's installed ones.
+	Desired []Subnet `json:"desired"`
+	// Installed are the subnets whose flows and routes the controller
+	// has put in place. It differs from Desired while a sync is pending
+	// or failing.
+	Installed []Subnet `json:"installed"`
+	// Ignored are the Node's pod CIDRs left out of Desired.
+	Ignored []IgnoredCIDR `json:"ignored,omitempty"`
+}
+
+// ControllerState is the controller's part of State, a read-only snapshot.
+type ControllerState struct {
+	LocalNode     string
+	LocalPodCIDRs []string
+	FullSyncDone  bool
+	// RemoteNodes are sorted by name.
+	RemoteNodes []RemoteNodeState
+}
+
 // StateSource is what Agent reads the controller's part of State from;
 // *noderoute.Controller implements it.
 type StateSource interface {
-	State() noderoute.State
+	State() ControllerState
 }
 
 // Agent gathers what State reports about a running agent.
@@ -97,7 +140,7 @@ func (a *Agent) State() State {
 		st.LocalPodCIDRs = []string{}
 	}
 	if st.RemoteNodes == nil {
-		st.RemoteNodes = []noderoute.RemoteNodeState{}
+		st.RemoteNodes = []RemoteNodeState{}
 	}
 	return st
 }

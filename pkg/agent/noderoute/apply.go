@@ -37,7 +37,7 @@ func (c *Controller) applyAll(names []string, plan map[string][]podSubnet) map[s
 	}
 	phaseStart := time.Now()
 	c.installFlows(during, errs, "install ARP/NDP responders")
-	c.phases.add(phaseFlows, phaseStart)
+	c.addPhase(phaseFlows, phaseStart)
 
 	phaseStart = time.Now()
 	released := false
@@ -52,7 +52,7 @@ func (c *Controller) applyAll(names []string, plan map[string][]podSubnet) map[s
 		}
 	}
 
-	c.phases.add(phaseRoutes, phaseStart)
+	c.addPhase(phaseRoutes, phaseStart)
 
 	phaseStart = time.Now()
 	final := map[string][]net.IP{}
@@ -64,47 +64,13 @@ func (c *Controller) applyAll(names []string, plan map[string][]podSubnet) map[s
 	}
 	finalErrs := map[string]error{}
 	c.installFlows(final, finalErrs, "remove old ARP/NDP responders")
-	c.phases.add(phaseOldFlows, phaseStart)
+	c.addPhase(phaseOldFlows, phaseStart)
 
-	for _, name := range changing {
-		if errs[name] != nil {
-			// Its routes are not (all) as planned: it keeps what it
-			// had, claims included.
-			c.claims.set(name, c.installed[name])
-			continue
-		}
-		// Its routes are as planned, so that is what is installed
-		// (the route reconcile goes by it). Old responders that could
-		// not be removed go at the retry, whose first phase diffs
-		// against them.
-		c.recordInstalled(name, plan[name])
-		if err := finalErrs[name]; err != nil {
-			errs[name] = err
-		}
-	}
+	c.recordOutcome(changing, plan, errs, finalErrs)
 	if released || len(errs) > 0 {
-		// A Node waiting for a CIDR that overlapped a released one,
-		// or one a failed Node no longer claims, may now get it. Not
-		// the failed ones: they are retried rate-limited, and an
-		// immediate Add would bypass that.
-		for blocked := range c.blocked {
-			if errs[blocked] == nil {
-				c.queue.Add(blocked)
-			}
-		}
+		c.requeueBlocked(errs)
 	}
 	return errs
-}
-
-// unionSubnets returns the subnets of a and those of b not in a.
-func unionSubnets(a, b []podSubnet) []podSubnet {
-	out := append([]podSubnet(nil), a...)
-	for _, s := range b {
-		if !containsSubnet(a, s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // installFlows sets the responders of every Node in gateways in one call.
@@ -138,7 +104,7 @@ func (c *Controller) installFlows(gateways map[string][]net.IP, errs map[string]
 // deleted.
 func (c *Controller) applyRoutes(name string, want, have []podSubnet) (released bool, err error) {
 	for _, s := range want {
-		if containsSubnet(have, s) || c.kernelRoutes[s.key()] == s.Gateway.String() {
+		if containsSubnet(have, s) || c.routeInKernel(s) {
 			continue
 		}
 		if err := c.routes.EnsureRoute(s.CIDR, s.Gateway); err != nil {
@@ -172,29 +138,36 @@ func (c *Controller) recordInstalled(name string, subnets []podSubnet) {
 	}
 }
 
-// installLogLevel is the verbosity of the per-Node "Installed" line: during
-// the first full sync (while the snapshot of kernel routes is held) there is
-// one such line per Node of the cluster, so they go to -v=4 and the full
-// sync logs its counts instead; afterwards every change is logged.
-func (c *Controller) installLogLevel() klog.Level {
-	if c.kernelRoutes != nil {
-		return 4
+// recordOutcome notes what applyAll achieved for each Node in changing:
+// what it planned where its routes are in place, what it had elsewhere.
+// Errors of the last phase (old responders not removed) join errs.
+func (c *Controller) recordOutcome(changing []string, plan map[string][]podSubnet, errs, finalErrs map[string]error) {
+	for _, name := range changing {
+		if errs[name] != nil {
+			// Its routes are not (all) as planned: it keeps what it
+			// had, claims included.
+			c.claims.set(name, c.installed[name])
+			continue
+		}
+		// Its routes are as planned, so that is what is installed
+		// (the route reconcile goes by it). Old responders that could
+		// not be removed go at the retry, whose first phase diffs
+		// against them.
+		c.recordInstalled(name, plan[name])
+		if err := finalErrs[name]; err != nil {
+			errs[name] = err
+		}
 	}
-	return 0
 }
 
-// applyPhases adds up how long applyAll spent in each of its phases; the
-// first full sync logs it. A nil *applyPhases records nothing.
-type applyPhases [3]time.Duration
-
-const (
-	phaseFlows = iota
-	phaseRoutes
-	phaseOldFlows
-)
-
-func (p *applyPhases) add(phase int, since time.Time) {
-	if p != nil {
-		p[phase] += time.Since(since)
+// requeueBlocked queues the blocked Nodes again after a CIDR was released or
+// a Node failed: one waiting for a CIDR that overlapped a released one, or
+// one a failed Node no longer claims, may now get it. Not the failed ones:
+// they are retried rate-limited, and an immediate Add would bypass that.
+func (c *Controller) requeueBlocked(errs map[string]error) {
+	for blocked := range c.blocked {
+		if errs[blocked] == nil {
+			c.queue.Add(blocked)
+		}
 	}
 }

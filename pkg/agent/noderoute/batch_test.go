@@ -137,7 +137,7 @@ func TestCIDRHandedOverInOneBatch(t *testing.T) {
 		t.Error("b-new not blocked while a-old still held the CIDR")
 	}
 	// The requeued b-new, synced again, gets it.
-	if err := ctrl.syncNode("b-new"); err != nil {
+	if err := ctrl.syncNodes([]string{"b-new"})["b-new"]; err != nil {
 		t.Fatal(err)
 	}
 	if got := flows.NodeFlows(); len(got) != 1 || strings.Join(got["b-new"], ",") != "10.128.0.1" {

@@ -295,7 +295,7 @@ func TestReconcileRestoresDeletedRoute(t *testing.T) {
 	if err := env.routes.DeleteRoute(mustCIDR("10.222.2.0/24")); err != nil {
 		t.Fatal(err)
 	}
-	if err := env.ctrl.reconcileRoutes(); err != nil {
+	if _, _, err := env.ctrl.reconcileRoutes(); err != nil {
 		t.Fatal(err)
 	}
 	env.eventually(t,
@@ -413,7 +413,7 @@ func TestResponderOutlivesItsRoute(t *testing.T) {
 	}
 	factory.Start(ctx.Done())
 	factory.WaitForCacheSync(ctx.Done())
-	if err := ctrl.syncNode("worker2"); err != nil {
+	if err := ctrl.syncNodes([]string{"worker2"})["worker2"]; err != nil {
 		t.Fatal(err)
 	}
 	if _, err := client.CoreV1().Nodes().Update(ctx, node("worker2", "10.222.9.0/24"), metav1.UpdateOptions{}); err != nil {
@@ -430,7 +430,7 @@ func TestResponderOutlivesItsRoute(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := ctrl.syncNode("worker2"); err != nil {
+	if err := ctrl.syncNodes([]string{"worker2"})["worker2"]; err != nil {
 		t.Fatal(err)
 	}
 	want := []string{

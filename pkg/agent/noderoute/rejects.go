@@ -7,8 +7,8 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// Kinds of refused pod CIDRs: IgnoredCIDR.Kind, and the label of the
-// agent's rejection counter.
+// Kinds of refused pod CIDRs: ignoredCIDR.Kind (apiserver.IgnoredCIDR.Kind
+// in the local API), and the label of the agent's rejection counter.
 const (
 	// RejectMalformed: not a CIDR at all.
 	RejectMalformed = "malformed"
@@ -62,7 +62,7 @@ type RejectObserver interface {
 // refused: a refusal is reported once when it appears, not at every sync of
 // the Node (its status updates and the periodic resyncs would repeat it),
 // and again if it goes away and comes back. Callers hold c.mu.
-func (c *Controller) reportRejections(nodeName string, ignored []IgnoredCIDR) {
+func (c *Controller) reportRejections(nodeName string, ignored []ignoredCIDR) {
 	prev := c.rejected[nodeName]
 	now := make(map[string]string, len(ignored))
 	for _, ig := range ignored {
