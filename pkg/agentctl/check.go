@@ -119,12 +119,6 @@ type Report struct {
 	Clean bool `json:"clean"`
 }
 
-// wantedFlow is a flow the agent should have, and the Node it serves.
-type wantedFlow struct {
-	text openflow.FlowText
-	node string
-}
-
 // Diff compares what the agent's state says the Nodes want with the flows
 // of a bridge (all tables; only the agent's are compared) and with the
 // routes of protocol 94.
@@ -139,13 +133,12 @@ func Diff(st *apiserver.State, flows []ofctl.Flow, routes []route.Route) (*Repor
 	}
 	ix := newNodeIndex(st)
 
-	// Flows.
-	wanted := map[string]wantedFlow{}
-	for _, f := range openflow.ExpectedBaseFlows(st.FlowRound, mac) {
-		wanted[f.Key()] = wantedFlow{text: f}
-	}
+	// Flows: what the agent's own flow check wants, for the gateways the
+	// Nodes want.
 	type wantedRoute struct{ gateway, node string }
 	wantedRoutes := map[string]wantedRoute{}
+	gatewayNode := map[string]string{}
+	var gateways []net.IP
 	for _, n := range st.RemoteNodes {
 		for _, s := range n.Desired {
 			gw := net.ParseIP(s.GatewayIP)
@@ -153,12 +146,17 @@ func Diff(st *apiserver.State, flows []ofctl.Flow, routes []route.Route) (*Repor
 				return nil, fmt.Errorf("node %s: gateway IP %q from the agent is not an IP", n.Name, s.GatewayIP)
 			}
 			wantedRoutes[s.PodCIDR] = wantedRoute{gateway: gw.String(), node: n.Name}
-			// ARP responder for IPv4, NDP responder for IPv6.
-			f, err := openflow.ExpectedResponderFlow(st.FlowRound, mac, gw)
-			if err != nil {
-				return nil, err
-			}
-			wanted[f.Key()] = wantedFlow{text: f, node: n.Name}
+			gatewayNode[gw.String()] = n.Name
+			gateways = append(gateways, gw)
+		}
+	}
+	wanted := map[string]openflow.FlowText{}
+	wantedNode := map[string]string{}
+	for _, w := range openflow.WantedFlows(st.FlowRound, mac, gateways) {
+		f := w.Text()
+		wanted[f.Key()] = f
+		if w.Gateway != nil {
+			wantedNode[f.Key()] = gatewayNode[w.Gateway.String()]
 		}
 	}
 	agentTables := map[uint8]bool{}
@@ -181,14 +179,14 @@ func Diff(st *apiserver.State, flows []ofctl.Flow, routes []route.Route) (*Repor
 	for key, w := range wanted {
 		f, ok := found[key]
 		if !ok {
-			flowProblems = append(flowProblems, Problem{Kind: KindFlow, Problem: Missing, Node: w.node, Want: w.text.String()})
+			flowProblems = append(flowProblems, Problem{Kind: KindFlow, Problem: Missing, Node: wantedNode[key], Want: w.String()})
 			continue
 		}
-		if f.Text() == w.text && len(f.Extra) == 0 {
+		if f.Text() == w && len(f.Extra) == 0 {
 			continue
 		}
-		flowProblems = append(flowProblems, Problem{Kind: KindFlow, Problem: Changed, Node: w.node,
-			Want: w.text.String(), Have: trimLeadingSpace(f.Line), Note: changedFlowNote(st.FlowRound, w.text, f)})
+		flowProblems = append(flowProblems, Problem{Kind: KindFlow, Problem: Changed, Node: wantedNode[key],
+			Want: w.String(), Have: trimLeadingSpace(f.Line), Note: changedFlowNote(st.FlowRound, w, f)})
 	}
 	for _, key := range foundKeys {
 		if _, ok := wanted[key]; ok {
@@ -302,11 +300,18 @@ func unexpectedFlowNote(st *apiserver.State, f *ofctl.Flow) string {
 			note += ", removed after the first full sync"
 		}
 		return note
-	case c.Category == openflow.CategoryNodeRoute || c.Category == openflow.CategoryNodeRouteNDP:
+	case isGatewayFlow(c.Category):
 		return "the agent's round, but no Node wants this gateway"
 	default:
 		return "the agent's round, not one of its flows"
 	}
+}
+
+// isGatewayFlow reports whether cookie category c is that of the flows
+// the agent keeps per remote gateway.
+func isGatewayFlow(c openflow.Category) bool {
+	_, ok := openflow.GatewayMatchField(c)
+	return ok
 }
 
 func (a *app) check(ctx context.Context, out string) int {

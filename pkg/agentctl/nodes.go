@@ -37,17 +37,14 @@ func newNodeIndex(st *apiserver.State) nodeIndex {
 	return ix
 }
 
-// flowNode returns the remote Node a responder flow answers for: the owner
-// of an ARP responder's arp_tpa (cookie category 0x02) or of an NDP
-// responder's nd_target (category 0x03). Other flows belong to no Node.
+// flowNode returns the remote Node a per-gateway flow answers for: the
+// owner of the gateway in the field openflow.GatewayMatchField names for
+// the flow's cookie category (an ARP responder's arp_tpa, category 0x02;
+// an NDP responder's nd_target, category 0x03). Other flows belong to no
+// Node.
 func (ix nodeIndex) flowNode(f *ofctl.Flow) string {
-	var field string
-	switch openflow.DecodeCookie(f.Cookie).Category {
-	case openflow.CategoryNodeRoute:
-		field = "arp_tpa"
-	case openflow.CategoryNodeRouteNDP:
-		field = "nd_target"
-	default:
+	field, ok := openflow.GatewayMatchField(openflow.DecodeCookie(f.Cookie).Category)
+	if !ok {
 		return ""
 	}
 	gw, ok := f.MatchField(field)

@@ -163,10 +163,8 @@ func (c *OFClient) InstallFlows(nodes map[string][]net.IP) error {
 func gatewaySet(gateways []net.IP) map[string]net.IP {
 	want := map[string]net.IP{}
 	for _, gw := range gateways {
-		if gw4 := gw.To4(); gw4 != nil {
-			want[gw4.String()] = gw4
-		} else if gw16 := gw.To16(); gw16 != nil {
-			want[gw16.String()] = gw16
+		if ip := familyForm(gw); ip != nil {
+			want[ip.String()] = ip
 		}
 	}
 	return want
@@ -181,15 +179,15 @@ func (c *OFClient) diffNodeFlows(nodeName string, want map[string]net.IP) ([]*op
 		if _, ok := have[key]; ok {
 			continue
 		}
-		fm, err := c.pipe.responderFlow(want[key])
+		fms, err := c.pipe.gatewayFlows(want[key])
 		if err != nil {
 			return nil, fmt.Errorf("build responder flow for node %s: %w", nodeName, err)
 		}
-		mods = append(mods, fm)
+		mods = append(mods, fms...)
 	}
 	for _, key := range sortedKeys(have) {
 		if _, ok := want[key]; !ok {
-			mods = append(mods, deleteResponderFlow(have[key]))
+			mods = append(mods, deleteGatewayFlows(have[key])...)
 		}
 	}
 	return mods, nil
@@ -287,12 +285,12 @@ func (c *OFClient) replay() {
 	mods := c.pipe.baseFlows()
 	for _, node := range sortedKeys(c.nodeFlows) {
 		for _, key := range sortedKeys(c.nodeFlows[node]) {
-			fm, err := c.pipe.responderFlow(c.nodeFlows[node][key])
+			fms, err := c.pipe.gatewayFlows(c.nodeFlows[node][key])
 			if err != nil {
 				klog.ErrorS(err, "Cannot rebuild flow for replay", "node", node)
 				continue
 			}
-			mods = append(mods, fm)
+			mods = append(mods, fms...)
 		}
 	}
 	start := time.Now()

@@ -3,6 +3,8 @@ package openflow
 import (
 	"context"
 	"fmt"
+	"iter"
+	"maps"
 	"net"
 	"sort"
 	"time"
@@ -39,14 +41,6 @@ const (
 	// under a millisecond; the margin is for a loaded node.
 	flowDumpSettle = 200 * time.Millisecond
 )
-
-// wantedFlow is a flow the client installed and keeps on the bridge.
-type wantedFlow struct {
-	// gateway is set for a responder flow, nil for a base flow.
-	gateway net.IP
-	// base is the index of a base flow in pipeline.baseFlows.
-	base int
-}
 
 // RepairFlows compares the flows the client installed (the base flows and
 // every responder of the current round) with those the bridge holds, and
@@ -179,7 +173,7 @@ func (c *OFClient) repairFlows(ctx context.Context) ([]string, error) {
 
 // snapshotWantedFlows returns the current round and the flows the client
 // keeps on the bridge, by ID; nil before Initialize.
-func (c *OFClient) snapshotWantedFlows() (uint16, map[flowID]wantedFlow, error) {
+func (c *OFClient) snapshotWantedFlows() (uint16, map[flowID]WantedFlow, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.initialized {
@@ -192,36 +186,27 @@ func (c *OFClient) snapshotWantedFlows() (uint16, map[flowID]wantedFlow, error) 
 	return c.pipe.round, wanted, nil
 }
 
-// wantedFlowsLocked lists every flow the client keeps on the bridge: the
-// base flows and one responder per installed gateway. Only the matches are
-// built: a check that finds nothing missing (the usual case) needs no
-// actions, and the lock is held for less. Callers hold c.mu.
-func (c *OFClient) wantedFlowsLocked() (map[flowID]wantedFlow, error) {
-	wanted := map[flowID]wantedFlow{}
-	for i, fm := range c.pipe.baseFlows() {
-		id, err := flowModID(fm)
+// wantedFlowsLocked lists every flow the client keeps on the bridge (see
+// wantedFlowsOfLocked) by ID. Only the matches are built: a check that
+// finds nothing missing (the usual case) needs no actions, and the lock is
+// held for less. Callers hold c.mu.
+func (c *OFClient) wantedFlowsLocked() (map[flowID]WantedFlow, error) {
+	wanted := map[flowID]WantedFlow{}
+	for w := range c.wantedFlowsOfLocked() {
+		id, err := w.id()
 		if err != nil {
-			return nil, fmt.Errorf("base flow %d: %w", i, err)
+			return nil, fmt.Errorf("flow %s: %w", w.Text().Key(), err)
 		}
-		wanted[id] = wantedFlow{base: i}
-	}
-	for _, gw := range c.installedGatewaysLocked() {
-		id, err := flowModID(c.pipe.responderMatch(gw))
-		if err != nil {
-			return nil, fmt.Errorf("responder flow of gateway %s: %w", gw, err)
-		}
-		wanted[id] = wantedFlow{gateway: gw}
+		wanted[id] = w
 	}
 	return wanted, nil
 }
 
-// responderMatch returns the responder flow of gateway without its
-// actions: what responderFlow builds before it adds them.
-func (p pipeline) responderMatch(gateway net.IP) *openflow13.FlowMod {
-	if gw4 := gateway.To4(); gw4 != nil {
-		return arpResponderMatch(gw4, p.cookie(CategoryNodeRoute), openflow13.FC_ADD)
-	}
-	return ndpResponderMatch(gateway.To16(), p.cookie(CategoryNodeRouteNDP), openflow13.FC_ADD)
+// wantedFlowsOfLocked yields every flow the client keeps on the bridge:
+// the base flows and the flows of every installed gateway. Callers hold
+// c.mu.
+func (c *OFClient) wantedFlowsOfLocked() iter.Seq[WantedFlow] {
+	return c.pipe.wantedFlows(maps.Values(c.installedGatewaysLocked()))
 }
 
 // installedGatewaysLocked returns every gateway with a responder, by its
@@ -238,7 +223,7 @@ func (c *OFClient) installedGatewaysLocked() map[string]net.IP {
 
 // missingFlows returns the wanted flows whose IDs are not in have, sorted
 // by ID.
-func missingFlows(wanted map[flowID]wantedFlow, have map[flowID]bool) []wantedFlow {
+func missingFlows(wanted map[flowID]WantedFlow, have map[flowID]bool) []WantedFlow {
 	var ids []flowID
 	for id := range wanted {
 		if !have[id] {
@@ -246,7 +231,7 @@ func missingFlows(wanted map[flowID]wantedFlow, have map[flowID]bool) []wantedFl
 		}
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	missing := make([]wantedFlow, len(ids))
+	missing := make([]WantedFlow, len(ids))
 	for i, id := range ids {
 		missing[i] = wanted[id]
 	}
@@ -255,7 +240,7 @@ func missingFlows(wanted map[flowID]wantedFlow, have map[flowID]bool) []wantedFl
 
 // restoreFlows adds back, in one bundle, the flows of missing that the
 // client still wants, and returns their names.
-func (c *OFClient) restoreFlows(round uint16, missing []wantedFlow) ([]string, error) {
+func (c *OFClient) restoreFlows(round uint16, missing []WantedFlow) ([]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.initialized || c.pipe.round != round {
@@ -263,22 +248,15 @@ func (c *OFClient) restoreFlows(round uint16, missing []wantedFlow) ([]string, e
 		return nil, nil
 	}
 	installed := c.installedGatewaysLocked()
-	base := c.pipe.baseFlows()
 	var mods []*openflow13.FlowMod
 	var names []string
 	for _, w := range missing {
-		var fm *openflow13.FlowMod
-		if w.gateway == nil {
-			fm = base[w.base]
-		} else if _, ok := installed[w.gateway.String()]; !ok {
-			continue // removed while the bridge was read
-		} else {
-			var err error
-			if fm, err = c.pipe.responderFlow(w.gateway); err != nil {
-				return nil, fmt.Errorf("responder flow of gateway %s: %w", w.gateway, err)
+		if w.Gateway != nil {
+			if _, ok := installed[w.Gateway.String()]; !ok {
+				continue // removed while the bridge was read
 			}
 		}
-		mods = append(mods, fm)
+		mods = append(mods, w.spec().addMessage())
 		names = append(names, c.describeFlow(w))
 	}
 	if len(mods) == 0 {
@@ -291,16 +269,6 @@ func (c *OFClient) restoreFlows(round uint16, missing []wantedFlow) ([]string, e
 }
 
 // describeFlow names a wanted flow as ovs-ofctl prints its table, priority
-// and match, e.g. "table=20,priority=200,arp,arp_tpa=10.222.2.1,arp_op=1",
-// using the ovs-ofctl views that agentctl's check uses too. Callers hold
-// c.mu.
-func (c *OFClient) describeFlow(w wantedFlow) string {
-	if w.gateway != nil {
-		if f, err := ExpectedResponderFlow(c.pipe.round, c.virtualMAC, w.gateway); err == nil {
-			return f.Key()
-		}
-	} else if base := ExpectedBaseFlows(c.pipe.round, c.virtualMAC); w.base < len(base) {
-		return base[w.base].Key()
-	}
-	return fmt.Sprintf("gateway=%s,base=%d", w.gateway, w.base)
-}
+// and match, e.g. "table=20,priority=200,arp,arp_tpa=10.222.2.1,arp_op=1":
+// the flow's key in agentctl check.
+func (c *OFClient) describeFlow(w WantedFlow) string { return w.Text().Key() }

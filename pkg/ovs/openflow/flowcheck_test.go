@@ -142,10 +142,10 @@ func TestDescribeFlowMirrorsBaseFlows(t *testing.T) {
 		}
 	}
 	c := &OFClient{pipe: p, virtualMAC: checkMAC}
-	if got, want := c.describeFlow(wantedFlow{base: 1}), "table=0,priority=200,icmp6,icmp_type=135"; got != want {
+	if got, want := c.describeFlow(wantedBase(p, 1)), "table=0,priority=200,icmp6,icmp_type=135"; got != want {
 		t.Errorf("describeFlow(base 1) = %q, want %q", got, want)
 	}
-	if got, want := c.describeFlow(wantedFlow{gateway: net.ParseIP("10.222.2.1")}), "table=20,priority=200,arp,arp_tpa=10.222.2.1,arp_op=1"; got != want {
+	if got, want := c.describeFlow(wantedGateway(p, "10.222.2.1")), "table=20,priority=200,arp,arp_tpa=10.222.2.1,arp_op=1"; got != want {
 		t.Errorf("describeFlow(responder) = %q, want %q", got, want)
 	}
 }
@@ -312,15 +312,15 @@ func TestFlowStatsRequestSelectsTableAndRound(t *testing.T) {
 
 func TestMissingFlows(t *testing.T) {
 	p := testPipeline()
-	wanted := map[flowID]wantedFlow{}
+	wanted := map[flowID]WantedFlow{}
 	have := map[flowID]bool{}
 	for i, fm := range p.baseFlows() {
 		id := mustFlowModID(t, fm)
-		wanted[id], have[id] = wantedFlow{base: i}, true
+		wanted[id], have[id] = wantedBase(p, i), true
 	}
 	for _, gw := range []string{"10.222.2.1", "fd00:10:222:2::1"} {
 		id := mustFlowModID(t, p.responderMatch(net.ParseIP(gw)))
-		wanted[id], have[id] = wantedFlow{gateway: net.ParseIP(gw)}, true
+		wanted[id], have[id] = wantedGateway(p, gw), true
 	}
 	if got := missingFlows(wanted, have); len(got) != 0 {
 		t.Fatalf("missing %v from a full bridge", got)
@@ -330,7 +330,7 @@ func TestMissingFlows(t *testing.T) {
 	have["table=20,priority=5,cookie=0x0,match=foreign"] = true
 	got := missingFlows(wanted, have)
 	// Sorted by ID: table 20 before table 21.
-	if len(got) != 2 || got[0].gateway != nil || got[0].base != 4 || !got[1].gateway.Equal(net.ParseIP("fd00:10:222:2::1")) {
+	if len(got) != 2 || got[0].Gateway != nil || got[0].base != 4 || !got[1].Gateway.Equal(net.ParseIP("fd00:10:222:2::1")) {
 		t.Fatalf("missing %v, want base flow 4 and the NDP responder", got)
 	}
 }
@@ -370,11 +370,11 @@ func TestRestoreSkipsFlowsNoLongerWanted(t *testing.T) {
 		t.Fatal("responder not among the wanted flows")
 	}
 	delete(c.nodeFlows, "worker2")
-	if names, err := c.restoreFlows(round, []wantedFlow{responder}); names != nil || err != nil {
+	if names, err := c.restoreFlows(round, []WantedFlow{responder}); names != nil || err != nil {
 		t.Fatalf("restoreFlows of a removed responder = %v, %v; want nothing", names, err)
 	}
 	c.pipe.round++
-	if names, err := c.restoreFlows(round, []wantedFlow{{base: 0}}); names != nil || err != nil {
+	if names, err := c.restoreFlows(round, []WantedFlow{wantedBase(testPipeline(), 0)}); names != nil || err != nil {
 		t.Fatalf("restoreFlows of an earlier round = %v, %v; want nothing", names, err)
 	}
 }

@@ -108,25 +108,10 @@ func aggregateRequest(table uint8, round uint16) *openflow13.MultipartRequest {
 }
 
 // wantedCountsLocked returns, per table of Tables(), how many flows of the
-// current round the client keeps there: base flows, plus an ARP responder
-// (table 20) per IPv4 gateway and an NDP responder (table 21) per IPv6
-// one. Callers hold c.mu.
+// current round the client keeps there: what wantedFlowsOfLocked lists,
+// counted without building a flow. Callers hold c.mu.
 func (c *OFClient) wantedCountsLocked() map[uint8]uint32 {
-	counts := map[uint8]uint32{}
-	for _, table := range Tables() {
-		counts[table] = 0
-	}
-	for _, fm := range c.pipe.baseFlows() {
-		counts[fm.TableId]++
-	}
-	for _, gw := range c.installedGatewaysLocked() {
-		if gw.To4() != nil {
-			counts[ArpResponderTable]++
-		} else {
-			counts[NdpResponderTable]++
-		}
-	}
-	return counts
+	return countByTable(c.wantedFlowsOfLocked())
 }
 
 // countsMatch reports whether the bridge holds as many flows of round in
