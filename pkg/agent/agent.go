@@ -8,13 +8,11 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/informers"
-	coreinformers "k8s.io/client-go/informers/core/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/noderoute/noderoute/pkg/agent/apiserver"
 	"github.com/noderoute/noderoute/pkg/agent/config"
 	"github.com/noderoute/noderoute/pkg/agent/metrics"
+	"github.com/noderoute/noderoute/pkg/agent/nodeclient"
 	"github.com/noderoute/noderoute/pkg/agent/noderoute"
 	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 	"github.com/noderoute/noderoute/pkg/ovs/ovsconfig"
@@ -26,8 +24,8 @@ import (
 // command (on the node) and the integration tests (in a namespace of their
 // own, over a fake API server) wire it the same way.
 type Dependencies struct {
-	// KubeClient reads the Node objects.
-	KubeClient kubernetes.Interface
+	// Nodes lists and watches the Node objects.
+	Nodes nodeclient.Interface
 	// Namespace holds the gateway interface and the routes; the agent
 	// does not close it.
 	Namespace *route.Namespace
@@ -43,9 +41,9 @@ type Agent struct {
 	cfg          *config.Config
 	ns           *route.Namespace
 	metrics      *metrics.Metrics
-	factory      informers.SharedInformerFactory
-	nodeInformer coreinformers.NodeInformer
+	nodeInformer *nodeclient.Informer
 	stopInformer context.CancelFunc
+	informerDone chan struct{}
 	ovsdb        *ovsconfig.Client
 	bridge       ovsconfig.BridgeConfig
 	flows        *openflow.OFClient
@@ -63,7 +61,7 @@ func New(ctx context.Context, deps Dependencies, cfg *config.Config) (*Agent, er
 	if a.metrics == nil {
 		a.metrics = metrics.New()
 	}
-	if err := a.startInformer(ctx, deps.KubeClient); err != nil {
+	if err := a.startInformer(ctx, deps.Nodes); err != nil {
 		return nil, err
 	}
 	ok := false
@@ -87,22 +85,25 @@ func New(ctx context.Context, deps Dependencies, cfg *config.Config) (*Agent, er
 	return a, nil
 }
 
-// startInformer starts the Node informer now, so that its initial list (0.4
-// s for 5000 Nodes) runs while OVS is set up; the controller's handler,
-// added later, still gets every Node.
-func (a *Agent) startInformer(ctx context.Context, client kubernetes.Interface) error {
-	a.factory = informers.NewSharedInformerFactory(client, 0)
-	a.nodeInformer = a.factory.Core().V1().Nodes()
+// startInformer starts the Node informer now, so that its initial list runs
+// while OVS is set up; the controller's handler, added later, still gets
+// every Node.
+func (a *Agent) startInformer(ctx context.Context, nodes nodeclient.Interface) error {
+	a.nodeInformer = nodeclient.NewInformer(nodes)
 	// Only the pod CIDRs matter here: the cache keeps trimmed Nodes.
 	if err := a.nodeInformer.Informer().SetTransform(noderoute.TrimNode); err != nil {
 		return fmt.Errorf("set Node informer transform: %w", err)
 	}
-	// Its own context: Shutdown waits for the informer to stop, which
-	// must happen however the agent ends (an error in the OVS set-up must
-	// not leave the agent hanging instead of exiting).
+	// Its own context: Close waits for the informer to stop, which must
+	// happen however the agent ends (an error in the OVS set-up must not
+	// leave the agent hanging instead of exiting).
 	informerCtx, stop := context.WithCancel(ctx)
 	a.stopInformer = stop
-	a.factory.Start(informerCtx.Done())
+	a.informerDone = make(chan struct{})
+	go func() {
+		defer close(a.informerDone)
+		a.nodeInformer.Informer().RunWithContext(informerCtx)
+	}()
 	return nil
 }
 
@@ -235,5 +236,5 @@ func (a *Agent) Close() {
 		a.ovsdb.Close()
 	}
 	a.stopInformer()
-	a.factory.Shutdown()
+	<-a.informerDone
 }

@@ -4,14 +4,15 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/noderoute/noderoute/pkg/agent/nodeclient"
 	"github.com/noderoute/noderoute/pkg/version"
 )
 
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+// kubeClient is the agent's connection to the API server, for Nodes.
+func kubeClient(kubeconfig string) (*nodeclient.Client, error) {
 	var restCfg *rest.Config
 	var err error
 	if kubeconfig == "" {
@@ -34,9 +35,5 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 	// for traffic that stays inside the cluster's network
 	// (docs/performance.md has the profile).
 	restCfg.DisableCompression = true
-	client, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return nil, fmt.Errorf("create Kubernetes client: %w", err)
-	}
-	return client, nil
+	return nodeclient.New(restCfg)
 }

@@ -43,7 +43,7 @@ current-context: x
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes, err := client.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	nodes, err := client.List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatalf("list Nodes from a JSON-only server: %v", err)
 	}

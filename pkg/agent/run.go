@@ -41,7 +41,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer ns.Close()
-	a, err := New(ctx, Dependencies{KubeClient: client, Namespace: ns, Metrics: m}, cfg)
+	a, err := New(ctx, Dependencies{Nodes: client, Namespace: ns, Metrics: m}, cfg)
 	if err != nil {
 		return err
 	}

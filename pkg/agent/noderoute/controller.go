@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	coreinformers "k8s.io/client-go/informers/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -90,8 +89,15 @@ type Controller struct {
 	observer Observer
 }
 
+// NodeInformer is a shared informer of Nodes with its lister: client-go's
+// generated NodeInformer and nodeclient.Informer are both one.
+type NodeInformer interface {
+	Informer() cache.SharedIndexInformer
+	Lister() corelisters.NodeLister
+}
+
 // NewController wires a controller to the Node informer and the data plane.
-func NewController(localNode string, nodeInformer coreinformers.NodeInformer, flows openflow.Client, routes route.Interface, resyncPeriod time.Duration) (*Controller, error) {
+func NewController(localNode string, nodeInformer NodeInformer, flows openflow.Client, routes route.Interface, resyncPeriod time.Duration) (*Controller, error) {
 	c := &Controller{
 		localNode: localNode,
 		lister:    nodeInformer.Lister(),

@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/util/watchlist"
 
 	"github.com/noderoute/noderoute/pkg/agent"
 	"github.com/noderoute/noderoute/pkg/agent/config"
@@ -125,7 +127,7 @@ func (h *Host) NewAgent(t testing.TB, client kubernetes.Interface, resyncPeriod 
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := agent.New(ctx, agent.Dependencies{KubeClient: client, Namespace: h.Namespace}, cfg)
+	a, err := agent.New(ctx, agent.Dependencies{Nodes: nodesOf(client), Namespace: h.Namespace}, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -180,4 +182,17 @@ func (a *Agent) Stop() {
 		}
 		a.agent.Close()
 	})
+}
+
+// nodes is a clientset's Node client as the agent takes it, telling the
+// informer whether the clientset can stream its initial state (fakes cannot).
+type nodes struct {
+	corev1client.NodeInterface
+	noWatchList bool
+}
+
+func (n nodes) IsWatchListSemanticsUnSupported() bool { return n.noWatchList }
+
+func nodesOf(client kubernetes.Interface) nodes {
+	return nodes{NodeInterface: client.CoreV1().Nodes(), noWatchList: watchlist.DoesClientNotSupportWatchListSemantics(client)}
 }
