@@ -288,7 +288,7 @@ remote_flow_count() { # NODE -> number of responder flows (priority=200 in table
 ensure_packages() {
   local -a missing=()
   local pkg
-  for pkg in openvswitch-switch iproute2 iputils-ping openssl; do
+  for pkg in openvswitch-switch iproute2 iputils-ping; do
     [[ "$(dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null || true)" == "install ok installed" ]] || missing+=("${pkg}")
   done
   if ((${#missing[@]} > 0)); then
