@@ -43,6 +43,10 @@ func TestAliveAndStop(t *testing.T) {
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	pid := cmd.Process.Pid
+	// Until the child has exec'ed, its command line is still this test's.
+	for deadline := time.Now().Add(5 * time.Second); !CmdlineContains(pid, "sleep 60") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if !Alive(pid) || !CmdlineContains(pid, "sleep 60") {
 		t.Fatalf("child %d: alive %v, cmdline check %v", pid, Alive(pid), CmdlineContains(pid, "sleep 60"))
 	}
