@@ -12,6 +12,12 @@
 # Nothing but the namespaces themselves is added to the root namespace. All
 # files live in _output/clusters/<name>/. See docs/local-cluster.md.
 #
+# The Go half, hack/tools/localcluster (built into _output/tools/), holds
+# the layout of those files (its 'paths' command prints them for eval), the
+# control plane (credentials, etcd, kube-apiserver) and each node's OVS;
+# this script keeps the command line, namespaces and links, agents and
+# Kubernetes objects.
+#
 # Run `hack/local-cluster.sh help` for the commands.
 
 set -euo pipefail
@@ -23,15 +29,10 @@ source "${SCRIPT_DIR}/lib/local-cluster-util.sh"
 
 K8S_BIN_DIR="${REPO_ROOT}/_output/bin"
 KUBECTL="${K8S_BIN_DIR}/kubectl"
-CLUSTERS_DIR="${REPO_ROOT}/_output/clusters"
-APISERVER_PORT=6443
-ETCD_CLIENT_URL="http://127.0.0.1:2379"
-ETCD_PEER_URL="http://127.0.0.1:2380"
-SERVICE_CLUSTER_IP_RANGE="10.0.0.0/24"
-SA_ISSUER="https://kubernetes.default.svc.cluster.local"
+LC_TOOL="${REPO_ROOT}/_output/tools/localcluster"
+BUILD_LOG="${REPO_ROOT}/_output/local-cluster-build.log"
 UNDERLAY_BRIDGE="br-underlay"
 NODE_UPLINK="eth0"
-OVS_SCHEMA_PATHS=(/usr/share/openvswitch/vswitch.ovsschema /usr/local/share/openvswitch/vswitch.ovsschema)
 MAX_NODES=50
 
 # Settings: flags win over these environment variables.
@@ -86,7 +87,7 @@ Commands:
         Stop kube-apiserver and etcd (the agents keep running) / start them
         again with the same data and credentials, and wait until ready.
         --etcd-only starts etcd alone (the API server stays down) and waits
-        until it answers on ${ETCD_CLIENT_URL} in <name>-net.
+        until it answers on http://127.0.0.1:2379 in <name>-net.
 
 exec and kubectl take --name before their arguments ('exec --name X NODE --
 CMD', 'kubectl --name X -- get nodes'); a '--' ends the script's options.
@@ -115,16 +116,34 @@ EOF
 # ---------------------------------------------------------------------------
 # Names and addresses, all derived from NAME (and the settings above).
 
+# derive: the cluster's paths (OUT_DIR, STATE_FILE, NET_NS, ... and per-node
+# templates *_T, see node_path) from the tool, which defines the layout.
 derive() {
   [[ "${NAME}" =~ ^[a-z][a-z0-9-]{0,19}$ ]] ||
     die "invalid cluster name '${NAME}': want [a-z][a-z0-9-]*, at most 20 characters"
-  OUT_DIR="${CLUSTERS_DIR}/${NAME}"
-  STATE_FILE="${OUT_DIR}/cluster.env"
-  NET_NS="${NAME}-net"
-  PKI_DIR="${OUT_DIR}/pki"
-  ADMIN_KUBECONFIG="${OUT_DIR}/admin.kubeconfig"
-  AGENT_KUBECONFIG="${OUT_DIR}/agent.kubeconfig"
-  AGENT_BIN="${OUT_DIR}/bin/noderoute-agent"
+  local vars
+  vars="$(lc_tool paths)" || exit 1
+  eval "${vars}"
+}
+
+# lc_tool CMD ARGS...: hack/tools/localcluster for this cluster (built if
+# missing; 'up' rebuilds it). lc_tool_in NETNS CMD ARGS...: inside NETNS.
+lc_tool() { ensure_tool; "${LC_TOOL}" "$1" --root "${REPO_ROOT}" --name "${NAME}" "${@:2}"; }
+lc_tool_in() { ensure_tool; ip netns exec "$1" "${LC_TOOL}" "$2" --root "${REPO_ROOT}" --name "${NAME}" "${@:3}"; }
+ensure_tool() { [[ -x "${LC_TOOL}" ]] || with_build_lock build_tool; }
+# Straight to LC_TOOL: go build then relinks only if the sources changed.
+build_tool() {
+  mkdir -p "$(dirname "${LC_TOOL}")"
+  (cd "${REPO_ROOT}" && go build -o "${LC_TOOL}" ./hack/tools/localcluster) >>"${BUILD_LOG}" 2>&1 ||
+    { tail -n 30 "${BUILD_LOG}" >&2; die "go build ./hack/tools/localcluster failed"; }
+}
+# Serialise builds: two 'up's at once would otherwise both write bin/.
+with_build_lock() {
+  mkdir -p "${REPO_ROOT}/_output"
+  (
+    flock 9
+    "$@"
+  ) 9>"${REPO_ROOT}/_output/.local-cluster-build.lock"
 }
 
 # Default underlay: 10.79.1.0/24 for 'nrt'; 10.79.X.0/24 for other names,
@@ -149,7 +168,7 @@ derive_addresses() {
   for o in "${BASH_REMATCH[@]:1:3}"; do ((o <= 255)) || die "underlay '${UNDERLAY}': octet ${o} > 255"; done
   UNDERLAY_PREFIX="${UNDERLAY%.0/24}"
   API_IP="${UNDERLAY_PREFIX}.1"
-  API_URL="https://${API_IP}:${APISERVER_PORT}"
+  API_URL="https://${API_IP}:${APISERVER_PORT}" # APISERVER_PORT: from derive
   POD_CIDR_BASE="${POD_CIDR_BASE%.0.0/16}"
   [[ "${POD_CIDR_BASE}" =~ ^([0-9]{1,3})\.([0-9]{1,3})$ ]] ||
     die "pod CIDR base '${POD_CIDR_BASE}' must be A.B (or A.B.0.0/16)"
@@ -171,7 +190,9 @@ node_index() { # NODE -> i, or fails
     *) return 1 ;;
   esac
 }
-node_ns() { echo "${NAME}-$1"; }
+# node_path TEMPLATE NODE: a per-node path (or name) of derive's templates.
+node_path() { echo "${1//@NODE@/$2}"; }
+node_ns() { node_path "${NODE_NS_T}" "$1"; }
 node_ip() { echo "${UNDERLAY_PREFIX}.$((200 + $1))"; }
 node_pod_cidr() { echo "${POD_CIDR_BASE}.$1.0/24"; }
 # IPv6 pod CIDR of node i: fd00:A:B:i::/64 for pod CIDR base A.B, the decimal
@@ -207,8 +228,7 @@ pod_cidrs_text() { # how 'up' describes the pod CIDRs
     dual) echo "${POD_CIDR_BASE}.<i>.0/24 + $(node_pod_cidr6 '<i>')" ;;
   esac
 }
-node_dir() { echo "${OUT_DIR}/$1"; }
-node_ovs_dir() { echo "${OUT_DIR}/$1/ovs"; }
+node_ovs_dir() { node_path "${OVS_DIR_T}" "$1"; }
 # The underlay side of node i's veth, inside <name>-net (interface names are
 # per namespace, so this needs no cluster prefix; max "veth-worker50").
 node_veth() { echo "veth-$1"; }
@@ -268,7 +288,7 @@ remote_flow_count() { # NODE -> number of responder flows (priority=200 in table
 ensure_packages() {
   local -a missing=()
   local pkg
-  for pkg in openvswitch-switch iproute2 iputils-ping openssl; do
+  for pkg in openvswitch-switch iproute2 iputils-ping; do
     [[ "$(dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null || true)" == "install ok installed" ]] || missing+=("${pkg}")
   done
   if ((${#missing[@]} > 0)); then
@@ -276,98 +296,45 @@ ensure_packages() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  OVS_SCHEMA=""
-  local p
-  for p in "${OVS_SCHEMA_PATHS[@]}"; do [[ -f "${p}" ]] && OVS_SCHEMA="${p}" && break; done
-  [[ -n "${OVS_SCHEMA}" ]] || die "vswitch.ovsschema not found in ${OVS_SCHEMA_PATHS[*]}"
   # The dedicated OVS of each node must not be confused with a system one:
   # we never use /var/run/openvswitch, so a running system OVS is harmless.
 }
 
 build_binaries() {
-  mkdir -p "${REPO_ROOT}/_output"
-  # Serialise builds: two 'up's at once would otherwise both write bin/.
-  (
-    flock 9
-    log "make build"
-    make -C "${REPO_ROOT}" --no-print-directory build >"${REPO_ROOT}/_output/local-cluster-build.log" 2>&1 ||
-      { cat "${REPO_ROOT}/_output/local-cluster-build.log" >&2; die "make build failed"; }
-    log "hack/build-k8s-binaries.sh (skips what is built)"
-    "${REPO_ROOT}/hack/build-k8s-binaries.sh" >>"${REPO_ROOT}/_output/local-cluster-build.log" 2>&1 ||
-      { tail -n 30 "${REPO_ROOT}/_output/local-cluster-build.log" >&2; die "hack/build-k8s-binaries.sh failed"; }
-  ) 9>"${REPO_ROOT}/_output/.local-cluster-build.lock"
+  with_build_lock build_all
   local b
   for b in etcd kube-apiserver kubectl; do
     [[ -x "${K8S_BIN_DIR}/${b}" ]] || die "${K8S_BIN_DIR}/${b} missing after hack/build-k8s-binaries.sh"
   done
 }
 
+build_all() {
+  log "make build"
+  make -C "${REPO_ROOT}" --no-print-directory build >"${BUILD_LOG}" 2>&1 ||
+    { cat "${BUILD_LOG}" >&2; die "make build failed"; }
+  build_tool # (the tool's layout must be the sources')
+  log "hack/build-k8s-binaries.sh (skips what is built)"
+  "${REPO_ROOT}/hack/build-k8s-binaries.sh" >>"${BUILD_LOG}" 2>&1 ||
+    { tail -n 30 "${BUILD_LOG}" >&2; die "hack/build-k8s-binaries.sh failed"; }
+}
+
 # Agents run a copy of bin/noderoute-agent, replaced by rename: 'make build'
 # can then rewrite bin/ while agents run, and restart-agent picks it up.
 install_agent_binary() {
-  mkdir -p "${OUT_DIR}/bin"
+  mkdir -p "$(dirname "${AGENT_BIN}")"
   cp "${REPO_ROOT}/bin/noderoute-agent" "${AGENT_BIN}.tmp.$$"
   mv -f "${AGENT_BIN}.tmp.$$" "${AGENT_BIN}"
 }
 
 # ---------------------------------------------------------------------------
-# PKI and kubeconfigs (what test/framework/localapi does in Go).
+# PKI and kubeconfigs (test/framework/localapi's, through the tool): a CA and
+# a serving certificate for the underlay address, the ServiceAccount key
+# pair, a static admin token and admin.kubeconfig.
 
-make_pki() {
-  mkdir -p "${PKI_DIR}"
-  chmod 700 "${PKI_DIR}"
-  local d="${PKI_DIR}"
-  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "${d}/ca.key" 2>/dev/null
-  openssl req -x509 -new -key "${d}/ca.key" -subj "/CN=noderoute-local-cluster-${NAME}-ca" -days 365 \
-    -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-    -out "${d}/ca.crt" 2>/dev/null
-  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "${d}/apiserver.key" 2>/dev/null
-  openssl req -new -key "${d}/apiserver.key" -subj "/CN=kube-apiserver" -out "${d}/apiserver.csr" 2>/dev/null
-  cat >"${d}/apiserver.ext" <<EOF
-basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=serverAuth
-subjectAltName=IP:${API_IP},IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
-EOF
-  openssl x509 -req -in "${d}/apiserver.csr" -CA "${d}/ca.crt" -CAkey "${d}/ca.key" \
-    -set_serial "0x$(openssl rand -hex 16)" -days 365 -extfile "${d}/apiserver.ext" \
-    -out "${d}/apiserver.crt" 2>/dev/null
-  # ServiceAccount token signing key pair.
-  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "${d}/sa.key" 2>/dev/null
-  openssl pkey -in "${d}/sa.key" -pubout -out "${d}/sa.pub" 2>/dev/null
-  # Static admin token (token,user,uid,"groups").
-  ADMIN_TOKEN="$(openssl rand -hex 24)"
-  printf '%s,noderoute-admin,noderoute-admin,"system:masters"\n' "${ADMIN_TOKEN}" >"${d}/tokens.csv"
-  chmod 600 "${d}"/*.key "${d}/tokens.csv"
-  write_kubeconfig "${ADMIN_KUBECONFIG}" admin "${ADMIN_TOKEN}"
-}
+make_pki() { lc_tool pki --api-ip "${API_IP}"; }
 
 write_kubeconfig() { # PATH USER TOKEN
-  local ca
-  ca="$(base64 -w0 <"${PKI_DIR}/ca.crt")"
-  (
-    umask 077
-    cat >"$1" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: ${NAME}
-  cluster:
-    server: ${API_URL}
-    certificate-authority-data: ${ca}
-users:
-- name: $2
-  user:
-    token: $3
-contexts:
-- name: $2@${NAME}
-  context:
-    cluster: ${NAME}
-    user: $2
-current-context: $2@${NAME}
-EOF
-  )
+  printf '%s' "$3" | lc_tool kubeconfig --api-ip "${API_IP}" --user "$2" --out "$1"
 }
 
 # ---------------------------------------------------------------------------
@@ -386,90 +353,23 @@ start_control_plane() {
   start_apiserver
 }
 
-start_etcd() {
-  mkdir -p "${OUT_DIR}/control-plane"
-  local cp="${OUT_DIR}/control-plane"
-  # etcd reads ETCD_* variables as flags: keep the caller's out.
-  start_daemon etcd "${cp}/etcd.pid" "${cp}/etcd.log" "${NET_NS}" \
-    env -u ETCD_NAME -u ETCD_DATA_DIR "${K8S_BIN_DIR}/etcd" \
-    --name="${NAME}" \
-    --data-dir="${cp}/etcd-data" \
-    --listen-client-urls="${ETCD_CLIENT_URL}" \
-    --advertise-client-urls="${ETCD_CLIENT_URL}" \
-    --listen-peer-urls="${ETCD_PEER_URL}" \
-    --initial-advertise-peer-urls="${ETCD_PEER_URL}" \
-    --initial-cluster="${NAME}=${ETCD_PEER_URL}" \
-    --initial-cluster-state=new \
-    --unsafe-no-fsync \
-    --log-level=warn
-}
-
-start_apiserver() {
-  local cp="${OUT_DIR}/control-plane"
-  # Same flags test/framework/localapi found necessary for v1.37.
-  start_daemon kube-apiserver "${cp}/kube-apiserver.pid" "${cp}/kube-apiserver.log" "${NET_NS}" \
-    "${K8S_BIN_DIR}/kube-apiserver" \
-    --etcd-servers="${ETCD_CLIENT_URL}" \
-    --bind-address="${API_IP}" \
-    --secure-port="${APISERVER_PORT}" \
-    --advertise-address="${API_IP}" \
-    --tls-cert-file="${PKI_DIR}/apiserver.crt" \
-    --tls-private-key-file="${PKI_DIR}/apiserver.key" \
-    --cert-dir="${PKI_DIR}/generated" \
-    --token-auth-file="${PKI_DIR}/tokens.csv" \
-    --authorization-mode=Node,RBAC \
-    --service-account-issuer="${SA_ISSUER}" \
-    --service-account-key-file="${PKI_DIR}/sa.pub" \
-    --service-account-signing-key-file="${PKI_DIR}/sa.key" \
-    --service-cluster-ip-range="${SERVICE_CLUSTER_IP_RANGE}" \
-    --endpoint-reconciler-type=none \
-    --shutdown-watch-termination-grace-period=2s
-  # (Without a watch grace period, SIGTERM leaves kube-apiserver hanging on
-  # the agents' watches well past 15s; with it, it exits in about a second.)
-}
-
-# wait_etcd: until etcd answers /health with true (HTTP through bash's
-# /dev/tcp inside <name>-net: no client binary needed).
-wait_etcd() {
-  local cp="${OUT_DIR}/control-plane" deadline=$((SECONDS + 60)) out=""
-  local hostport="${ETCD_CLIENT_URL#http://}"
-  # shellcheck disable=SC2016
-  until out="$(ip netns exec "${NET_NS}" timeout 5 bash -c 'exec 3<>"/dev/tcp/${0%:*}/${0#*:}" && printf "GET /health HTTP/1.0\r\n\r\n" >&3 && cat <&3' "${hostport}" 2>&1)" &&
-    [[ "${out}" == *'"health":"true"'* ]]; do
-    pid_alive "$(read_pid "${cp}/etcd.pid")" || die "etcd exited during start-up; tail of ${cp#"${REPO_ROOT}/"}/etcd.log:
-$(tail -n 30 "${cp}/etcd.log")"
-    ((SECONDS < deadline)) || die "etcd not healthy after 60s (last: ${out##*$'\n'})"
-    sleep 0.2
-  done
-}
-
-wait_apiserver() {
-  local cp="${OUT_DIR}/control-plane" deadline=$((SECONDS + 120)) out=""
-  until out="$(kubectl_admin get --raw /readyz 2>&1)" && [[ "${out}" == ok ]]; do
-    for p in etcd kube-apiserver; do
-      pid_alive "$(read_pid "${cp}/${p}.pid")" ||
-        die "${p} exited during start-up; tail of ${cp#"${REPO_ROOT}/"}/${p}.log:
-$(tail -n 30 "${cp}/${p}.log")"
-    done
-    ((SECONDS < deadline)) || die "kube-apiserver not ready after 120s (last: ${out}); tail of its log:
-$(tail -n 30 "${cp}/kube-apiserver.log")"
-    sleep 0.3
-  done
-  # The system namespaces come from post-start hooks /readyz does not wait for.
-  until kubectl_admin get namespace kube-system >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || die "namespace kube-system never appeared"
-    sleep 0.2
-  done
-}
+# etcd and kube-apiserver run inside <name>-net, detached, with the flags
+# test/framework/localapi uses; the tool starts them and waits for them.
+start_etcd() { lc_tool_in "${NET_NS}" start --api-ip "${API_IP}" --bin-dir "${K8S_BIN_DIR}" etcd; }
+start_apiserver() { lc_tool_in "${NET_NS}" start --api-ip "${API_IP}" --bin-dir "${K8S_BIN_DIR}" kube-apiserver; }
+# wait_etcd: until etcd answers /health; wait_apiserver: until /readyz is ok
+# and kube-system exists (made by a post-start hook /readyz does not wait for).
+wait_etcd() { lc_tool_in "${NET_NS}" wait --api-ip "${API_IP}" etcd; }
+wait_apiserver() { lc_tool_in "${NET_NS}" wait --api-ip "${API_IP}" kube-apiserver; }
 
 # RBAC objects of deploy/noderoute-agent.yaml (ServiceAccount, ClusterRole,
 # ClusterRoleBinding; not the DaemonSet), then a TokenRequest token.
 setup_agent_identity() {
   awk 'BEGIN { RS = "\n---\n" } /\nkind: (ServiceAccount|ClusterRole|ClusterRoleBinding)\n/ { printf "---\n%s\n", $0 }' \
-    "${REPO_ROOT}/deploy/noderoute-agent.yaml" >"${OUT_DIR}/agent-rbac.yaml"
-  [[ "$(grep -c '^kind:' "${OUT_DIR}/agent-rbac.yaml")" == 3 ]] ||
-    die "expected 3 RBAC objects in deploy/noderoute-agent.yaml, got: $(grep '^kind:' "${OUT_DIR}/agent-rbac.yaml" | tr '\n' ' ')"
-  kubectl_admin apply -f "${OUT_DIR}/agent-rbac.yaml" >/dev/null
+    "${REPO_ROOT}/deploy/noderoute-agent.yaml" >"${AGENT_RBAC}"
+  [[ "$(grep -c '^kind:' "${AGENT_RBAC}")" == 3 ]] ||
+    die "expected 3 RBAC objects in deploy/noderoute-agent.yaml, got: $(grep '^kind:' "${AGENT_RBAC}" | tr '\n' ' ')"
+  kubectl_admin apply -f "${AGENT_RBAC}" >/dev/null
   local token="" deadline=$((SECONDS + 30))
   until token="$(kubectl_admin -n kube-system create token noderoute-agent --duration="${TOKEN_DURATION}" 2>&1)"; do
     ((SECONDS < deadline)) || die "kubectl create token failed: ${token}"
@@ -484,7 +384,7 @@ setup_agent_identity() {
 }
 
 create_node_objects() {
-  local i node manifest="${OUT_DIR}/nodes.yaml" cidrs
+  local i node manifest="${NODES_MANIFEST}" cidrs
   : >"${manifest}"
   for ((i = 0; i < NODES; i++)); do
     node="$(node_name "${i}")"
@@ -529,38 +429,8 @@ create_node_netns() { # i
 
 # One ovsdb-server and one userspace ovs-vswitchd per node, both inside the
 # node's namespace (so the bridge's tap devices, antrea-gw0 included, appear
-# there), with their own run dir, as pkg/ovs/ovstest does.
-start_node_ovs() { # NODE
-  local node=$1 ovs ns
-  ovs="$(node_ovs_dir "${node}")"
-  ns="$(node_ns "${node}")"
-  mkdir -p "${ovs}"
-  # Unix socket paths are limited to 107 bytes (the agent dials these).
-  ((${#ovs} + 20 <= 107)) || die "OVS run dir ${ovs} is too long for unix sockets; move the repository to a shorter path"
-  rm -f "${ovs}/conf.db"
-  ovsdb-tool create "${ovs}/conf.db" "${OVS_SCHEMA}"
-  in_node "${node}" ovsdb-server "${ovs}/conf.db" \
-    --remote="punix:${ovs}/db.sock" \
-    --pidfile="${ovs}/ovsdb-server.pid" --unixctl="${ovs}/ovsdb-server.ctl" \
-    --log-file="${ovs}/ovsdb-server.log" --detach --no-chdir </dev/null >>"${ovs}/ovsdb-server.out" 2>&1 ||
-    die "ovsdb-server of ${node} did not start: $(tail -n 20 "${ovs}/ovsdb-server.out" "${ovs}/ovsdb-server.log")"
-  in_node "${node}" ovs-vsctl --timeout=20 --no-wait init
-  # --detach returns once the daemon is initialised.
-  in_node "${node}" ovs-vswitchd "unix:${ovs}/db.sock" \
-    --pidfile="${ovs}/ovs-vswitchd.pid" --unixctl="${ovs}/ovs-vswitchd.ctl" \
-    --log-file="${ovs}/ovs-vswitchd.log" --detach --no-chdir </dev/null >>"${ovs}/ovs-vswitchd.out" 2>&1 ||
-    die "ovs-vswitchd of ${node} did not start: $(tail -n 20 "${ovs}/ovs-vswitchd.out" "${ovs}/ovs-vswitchd.log")"
-  # Wait until vswitchd has applied the database (cur_cfg catches up).
-  local next cur deadline=$((SECONDS + 20))
-  next="$(in_node "${node}" ovs-vsctl --timeout=20 --no-wait get Open_vSwitch . next_cfg)"
-  in_node "${node}" ovs-vsctl --timeout=20 --no-wait set Open_vSwitch . next_cfg=$((next + 1))
-  until cur="$(in_node "${node}" ovs-vsctl --timeout=5 --no-wait get Open_vSwitch . cur_cfg 2>/dev/null)" &&
-    ((cur >= next + 1)); do
-    ((SECONDS < deadline)) || die "ovs-vswitchd of ${node} did not apply the database in 20s; log tail:
-$(tail -n 20 "${ovs}/ovs-vswitchd.log")"
-    sleep 0.05
-  done
-}
+# there), with their own run dir: pkg/ovs/ovsdaemon's, through the tool.
+start_node_ovs() { lc_tool_in "$(node_ns "$1")" ovs-start --node "$1"; }
 
 # agent_launcher: the words that go before the agent's command line. With
 # AGENT_CAPS set, setpriv confines the agent the way the DaemonSet's
@@ -587,8 +457,7 @@ agent_launcher() {
 }
 
 start_agent() { # NODE
-  local node=$1 dir ovs
-  dir="$(node_dir "${node}")"
+  local node=$1 ovs
   ovs="$(node_ovs_dir "${node}")"
   agent_launcher
   local -a extra=()
@@ -597,9 +466,9 @@ start_agent() { # NODE
   local help
   help="$("${AGENT_BIN}" --help 2>&1 || true)"
   if [[ "${help}" == *-api-socket* ]]; then
-    extra+=(--api-socket="${dir}/agent.sock")
+    extra+=(--api-socket="$(node_path "${AGENT_SOCK_T}" "${node}")")
   fi
-  start_daemon "noderoute-agent(${node})" "${dir}/agent.pid" "${dir}/agent.log" "$(node_ns "${node}")" \
+  start_daemon "noderoute-agent(${node})" "$(node_path "${AGENT_PID_T}" "${node}")" "$(node_path "${AGENT_LOG_T}" "${node}")" "$(node_ns "${node}")" \
     "${LAUNCHER[@]}" "${AGENT_BIN}" "${extra[@]}" \
     --node-name="${node}" \
     --kubeconfig="${AGENT_KUBECONFIG}" \
@@ -611,15 +480,15 @@ start_agent() { # NODE
 }
 
 stop_agent() { # NODE SIGNAL
-  local dir pid
-  dir="$(node_dir "$1")"
-  pid="$(read_pid "${dir}/agent.pid")"
+  local pidfile pid
+  pidfile="$(node_path "${AGENT_PID_T}" "$1")"
+  pid="$(read_pid "${pidfile}")"
   if pid_alive "${pid}" && pid_is_ours "${pid}"; then
     log "stopping agent of $1 (pid ${pid}, SIG$2)"
     kill "-$2" "${pid}" 2>/dev/null || true
     wait_gone 15 "${pid}" || { kill -KILL "${pid}" 2>/dev/null || true; wait_gone 5 "${pid}" || die "agent ${pid} does not exit"; }
   fi
-  rm -f "${dir}/agent.pid"
+  rm -f "${pidfile}"
 }
 
 # Waits until every node has one responder per remote pod CIDR: an ARP
@@ -627,23 +496,24 @@ stop_agent() { # NODE SIGNAL
 # 21, priority=200) per IPv6 one, so (nodes - 1) x (number of families);
 # fails early if an agent dies.
 wait_converged() {
-  local want=$(((NODES - 1) * $(family_count))) deadline=$((SECONDS + CONVERGE_TIMEOUT)) i node pending
+  local want=$(((NODES - 1) * $(family_count))) deadline=$((SECONDS + CONVERGE_TIMEOUT)) i node pending log_file
   while :; do
     pending=()
     for ((i = 0; i < NODES; i++)); do
       node="$(node_name "${i}")"
-      pid_alive "$(read_pid "$(node_dir "${node}")/agent.pid")" ||
-        die "agent of ${node} exited; tail of ${OUT_DIR#"${REPO_ROOT}/"}/${node}/agent.log:
-$(tail -n 30 "$(node_dir "${node}")/agent.log")"
+      log_file="$(node_path "${AGENT_LOG_T}" "${node}")"
+      pid_alive "$(read_pid "$(node_path "${AGENT_PID_T}" "${node}")")" ||
+        die "agent of ${node} exited; tail of ${log_file#"${REPO_ROOT}/"}:
+$(tail -n 30 "${log_file}")"
       [[ "$(remote_flow_count "${node}")" == "${want}" ]] || pending+=("${node}")
     done
     ((${#pending[@]} == 0)) && return 0
     if ((SECONDS >= deadline)); then
       for node in "${pending[@]}"; do
         printf '%s: %s/%s remote ARP/NDP responder flows in tables 20 and 21; tail of agent.log:\n' "${node}" "$(remote_flow_count "${node}")" "${want}" >&2
-        tail -n 20 "$(node_dir "${node}")/agent.log" >&2
+        tail -n 20 "$(node_path "${AGENT_LOG_T}" "${node}")" >&2
         printf '%s: tail of ovs/ovs-vswitchd.log:\n' "${node}" >&2
-        tail -n 5 "$(node_ovs_dir "${node}")/ovs-vswitchd.log" >&2
+        tail -n 5 "$(node_path "${VSWITCHD_LOG_T}" "${node}")" >&2
       done
       die "not converged after ${CONVERGE_TIMEOUT}s: ${pending[*]} (cluster left up for inspection; 'hack/local-cluster.sh down --name ${NAME}' removes it)"
     fi
@@ -659,11 +529,11 @@ cluster_healthy() { # quiet check: state file, namespaces, every process alive
   (
     load_state
     [[ -e "/var/run/netns/${NET_NS}" ]] || exit 1
-    for p in etcd kube-apiserver; do pid_alive "$(read_pid "${OUT_DIR}/control-plane/${p}.pid")" || exit 1; done
+    for f in "${ETCD_PID}" "${APISERVER_PID}"; do pid_alive "$(read_pid "${f}")" || exit 1; done
     for ((i = 0; i < NODES; i++)); do
       node="$(node_name "${i}")"
-      for f in agent.pid ovs/ovsdb-server.pid ovs/ovs-vswitchd.pid; do
-        pid_alive "$(read_pid "$(node_dir "${node}")/${f}")" || exit 1
+      for f in "${AGENT_PID_T}" "${OVSDB_PID_T}" "${VSWITCHD_PID_T}"; do
+        pid_alive "$(read_pid "$(node_path "${f}" "${node}")")" || exit 1
       done
     done
   )
@@ -791,7 +661,7 @@ cmd_down() {
   # 3. Files.
   local had_dir=0
   [[ -e "${OUT_DIR}" ]] && had_dir=1 && rm -rf "${OUT_DIR}"
-  rmdir "${CLUSTERS_DIR}" 2>/dev/null || true
+  rmdir "${CLUSTERS_DIR}" 2>/dev/null || true # CLUSTERS_DIR: from derive
   # 4. Check.
   local rest_ns rest_ps
   rest_ns="$(cluster_netns_list | tr '\n' ' ')"
@@ -816,25 +686,25 @@ cmd_status() {
     return 1
   fi
   load_state
-  local ok=0 health cp="${OUT_DIR}/control-plane"
+  local ok=0 health
   health="$(kubectl_admin get --raw /readyz 2>&1 | head -n1)" || true
   [[ "${health}" == ok ]] || ok=1
   printf "cluster '%s': underlay %s (netns %s), %d node(s)\n" "${NAME}" "${UNDERLAY}" "${NET_NS}" "${NODES}"
   printf "  etcd pid %s %s, kube-apiserver pid %s %s, %s /readyz: %s\n" \
-    "$(read_pid "${cp}/etcd.pid")" "$(pid_alive "$(read_pid "${cp}/etcd.pid")" && echo running || echo DEAD)" \
-    "$(read_pid "${cp}/kube-apiserver.pid")" "$(pid_alive "$(read_pid "${cp}/kube-apiserver.pid")" && echo running || echo DEAD)" \
+    "$(read_pid "${ETCD_PID}")" "$(pid_alive "$(read_pid "${ETCD_PID}")" && echo running || echo DEAD)" \
+    "$(read_pid "${APISERVER_PID}")" "$(pid_alive "$(read_pid "${APISERVER_PID}")" && echo running || echo DEAD)" \
     "${API_URL}" "${health}"
   local nodes_json=""
   [[ "${health}" == ok ]] && nodes_json="$(kubectl_admin get nodes -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.podCIDRs[*]}{"\n"}{end}' 2>/dev/null || true)"
   printf '  %-9s %-18s %-13s %-16s %-9s %-16s %s\n' NODE NETNS NODE-IP AGENT OVS POD-CIDR "ARP/NDP-FLOWS(have/want)"
-  local i node dir apid agent ovs cidr flows want
+  local i node apid agent ovs cidr flows want
   for ((i = 0; i < NODES; i++)); do
     node="$(node_name "${i}")"
-    dir="$(node_dir "${node}")"
-    apid="$(read_pid "${dir}/agent.pid")"
+    apid="$(read_pid "$(node_path "${AGENT_PID_T}" "${node}")")"
     if pid_alive "${apid}"; then agent="running(${apid})"; else agent="DEAD"; ok=1; fi
-    if pid_alive "$(read_pid "${dir}/ovs/ovsdb-server.pid")" && pid_alive "$(read_pid "${dir}/ovs/ovs-vswitchd.pid")" &&
-      in_node "${node}" ovs-appctl --timeout=2 -t "${dir}/ovs/ovs-vswitchd.ctl" version >/dev/null 2>&1; then
+    if pid_alive "$(read_pid "$(node_path "${OVSDB_PID_T}" "${node}")")" &&
+      pid_alive "$(read_pid "$(node_path "${VSWITCHD_PID_T}" "${node}")")" &&
+      in_node "${node}" ovs-appctl --timeout=2 -t "$(node_path "${VSWITCHD_CTL_T}" "${node}")" version >/dev/null 2>&1; then
       ovs="running"
     else
       ovs="DOWN"; ok=1
@@ -885,7 +755,7 @@ cmd_exec() { # [--name NAME] NODE [--] CMD...
   ovs="$(node_ovs_dir "${node}")"
   exec ip netns exec "$(node_ns "${node}")" env \
     OVS_RUNDIR="${ovs}" OVS_DBDIR="${ovs}" OVS_LOGDIR="${ovs}" OVS_SYSCONFDIR="${ovs}" \
-    NODEROUTE_API_SOCKET="$(node_dir "${node}")/agent.sock" \
+    NODEROUTE_API_SOCKET="$(node_path "${AGENT_SOCK_T}" "${node}")" \
     PATH="${REPO_ROOT}/bin:${PATH}" "$@"
 }
 
@@ -906,18 +776,8 @@ cmd_stop_api() {
   require_root
   derive
   load_state
-  local component pidfile pid
-  for component in kube-apiserver etcd; do
-    pidfile="${OUT_DIR}/control-plane/${component}.pid"
-    pid="$(read_pid "${pidfile}")"
-    if pid_alive "${pid}" && pid_is_ours "${pid}"; then
-      stop_pids "${pid}"
-      log "${component} of '${NAME}' stopped (pid ${pid})"
-    else
-      log "${component} of '${NAME}' is not running"
-    fi
-    rm -f "${pidfile}"
-  done
+  lc_tool stop kube-apiserver
+  lc_tool stop etcd
 }
 
 cmd_start_api() { # [--etcd-only] and the common options
@@ -936,25 +796,25 @@ cmd_start_api() { # [--etcd-only] and the common options
   load_state
   local pid
   if ((etcd_only)); then
-    pid="$(read_pid "${OUT_DIR}/control-plane/etcd.pid")"
+    pid="$(read_pid "${ETCD_PID}")"
     if pid_alive "${pid}"; then
       log "etcd of '${NAME}' is already running (pid ${pid})"
     else
       start_etcd
     fi
     wait_etcd
-    log "etcd of '${NAME}' ready (pid $(read_pid "${OUT_DIR}/control-plane/etcd.pid")); kube-apiserver $(pid_alive "$(read_pid "${OUT_DIR}/control-plane/kube-apiserver.pid")" && echo running || echo stopped)"
+    log "etcd of '${NAME}' ready (pid $(read_pid "${ETCD_PID}")); kube-apiserver $(pid_alive "$(read_pid "${APISERVER_PID}")" && echo running || echo stopped)"
     return 0
   fi
-  pid="$(read_pid "${OUT_DIR}/control-plane/kube-apiserver.pid")"
+  pid="$(read_pid "${APISERVER_PID}")"
   if pid_alive "${pid}"; then
     log "kube-apiserver of '${NAME}' is already running (pid ${pid})"
   else
-    pid_alive "$(read_pid "${OUT_DIR}/control-plane/etcd.pid")" || start_etcd
+    pid_alive "$(read_pid "${ETCD_PID}")" || start_etcd
     start_apiserver
   fi
   wait_apiserver
-  log "kube-apiserver of '${NAME}' ready (pid $(read_pid "${OUT_DIR}/control-plane/kube-apiserver.pid"))"
+  log "kube-apiserver of '${NAME}' ready (pid $(read_pid "${APISERVER_PID}"))"
 }
 
 cmd_restart_agent() { # NODE [--kill]
@@ -980,7 +840,9 @@ cmd_restart_agent() { # NODE [--kill]
   stop_agent "${node}" "${sig}"
   install_agent_binary
   start_agent "${node}"
-  log "agent of ${node} started again (pid $(read_pid "$(node_dir "${node}")/agent.pid")); log: ${OUT_DIR#"${REPO_ROOT}/"}/${node}/agent.log"
+  local log_file
+  log_file="$(node_path "${AGENT_LOG_T}" "${node}")"
+  log "agent of ${node} started again (pid $(read_pid "$(node_path "${AGENT_PID_T}" "${node}")")); log: ${log_file#"${REPO_ROOT}/"}"
 }
 
 cmd_stop_agent() { # NODE
@@ -1021,9 +883,9 @@ cmd_logs() { # NODE [-f] [-n LINES]
   load_state
   require_node "${node}"
   if ((follow)); then
-    exec tail -n "${lines}" -F "$(node_dir "${node}")/agent.log"
+    exec tail -n "${lines}" -F "$(node_path "${AGENT_LOG_T}" "${node}")"
   fi
-  exec tail -n "${lines}" "$(node_dir "${node}")/agent.log"
+  exec tail -n "${lines}" "$(node_path "${AGENT_LOG_T}" "${node}")"
 }
 
 # ---------------------------------------------------------------------------

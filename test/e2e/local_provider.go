@@ -16,13 +16,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vishvananda/netns"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/noderoute/noderoute/pkg/pidfile"
+	"github.com/noderoute/noderoute/test/framework/localcluster"
 )
 
 // localProvider drives the cluster of network namespaces made by
@@ -32,6 +34,7 @@ type localProvider struct {
 	script string
 	name   string
 	nodes  []string
+	layout localcluster.Layout
 }
 
 func repoRoot() string {
@@ -46,7 +49,11 @@ func newLocalProvider(name string, nodes int, family string, keep bool) (Provide
 	if os.Geteuid() != 0 {
 		return nil, nil, errors.New("the local provider needs root (network namespaces, OVS)")
 	}
-	p := &localProvider{script: filepath.Join(repoRoot(), "hack", "local-cluster.sh"), name: name}
+	layout, err := localcluster.New(repoRoot(), name)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &localProvider{script: filepath.Join(repoRoot(), "hack", "local-cluster.sh"), name: name, layout: layout}
 	for i := 0; i < nodes; i++ {
 		if i == 0 {
 			p.nodes = append(p.nodes, "master")
@@ -94,13 +101,8 @@ func (p *localProvider) run(ctx context.Context, stdin string, args ...string) (
 
 func (p *localProvider) Nodes() []string { return p.nodes }
 
-// outDir is the cluster's directory (hack/local-cluster.sh's OUT_DIR).
-func (p *localProvider) outDir() string {
-	return filepath.Join(repoRoot(), "_output", "clusters", p.name)
-}
-
 // netNS is the path of the namespace holding etcd and the API server.
-func (p *localProvider) netNS() string { return "/var/run/netns/" + p.name + "-net" }
+func (p *localProvider) netNS() string { return localcluster.NetNSPath(p.layout.NetNS()) }
 
 // dialInNetNS opens a connection from inside the network namespace at
 // nsPath: the socket is created by a thread that entered the namespace (a
@@ -156,7 +158,7 @@ func dialInNetNS(ctx context.Context, nsPath, network, addr string) (net.Conn, e
 // is not reachable from the root namespace). No client-side rate limit:
 // cases use it to make many calls at once.
 func (p *localProvider) Clientset() (kubernetes.Interface, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(p.outDir(), "admin.kubeconfig"))
+	cfg, err := clientcmd.BuildConfigFromFlags("", p.layout.AdminKubeconfig())
 	if err != nil {
 		return nil, err
 	}
@@ -171,21 +173,16 @@ func (p *localProvider) Clientset() (kubernetes.Interface, error) {
 
 // agentPID is the pid in the node's agent.pid, if that process is alive.
 func (p *localProvider) agentPID(node string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(p.outDir(), node, "agent.pid"))
-	if err != nil {
+	path := p.layout.AgentPidFile(node)
+	if _, err := os.Stat(path); err != nil {
 		return 0, fmt.Errorf("agent of %s: %w", node, err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0, fmt.Errorf("agent of %s: pidfile: %w", node, err)
+	pid, err := pidfile.Read(path)
+	if err != nil || pid == 0 {
+		return 0, fmt.Errorf("agent of %s: pidfile %s: no pid (%v)", node, path, err)
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	if !pidfile.Alive(pid) {
 		return 0, fmt.Errorf("agent of %s (pid %d) is not running", node, pid)
-	}
-	// The state follows the command name, which ends with the last ')'.
-	if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) == 0 || f[0] == "Z" || f[0] == "X" {
-		return 0, fmt.Errorf("agent of %s (pid %d) has exited", node, pid)
 	}
 	return pid, nil
 }
@@ -222,14 +219,14 @@ func (p *localProvider) AgentStatus(node string) (map[string]string, error) {
 }
 
 func (p *localProvider) AgentSocket(node string) string {
-	return filepath.Join(p.outDir(), node, "agent.sock")
+	return p.layout.AgentSocket(node)
 }
 
 // AgentLog: the node's agent.log after the last line start_daemon
 // (hack/lib/local-cluster-util.sh) writes before starting an agent; the
 // file holds every agent the node has had.
 func (p *localProvider) AgentLog(_ context.Context, node string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(p.outDir(), node, "agent.log"))
+	b, err := os.ReadFile(p.layout.AgentLog(node))
 	if err != nil {
 		return "", fmt.Errorf("log of the agent of %s: %w", node, err)
 	}
@@ -280,7 +277,7 @@ func etcdKeyOfNode(name string) string { return "/registry/minions/" + name }
 // DeleteNodeBehindAPIServer starts etcd alone (kube-apiserver stays down)
 // and deletes the Node's key through etcd's JSON gateway (POST
 // /v3/kv/deleterange, keys base64), dialling from <name>-net, where etcd
-// listens on 127.0.0.1:2379. etcd stays up; StartAPIServer then starts
+// listens on localcluster.EtcdClientURL. etcd stays up; StartAPIServer then starts
 // kube-apiserver only.
 func (p *localProvider) DeleteNodeBehindAPIServer(ctx context.Context, name string) error {
 	if out, err := p.run(ctx, "", "start-api", "--name", p.name, "--etcd-only"); err != nil {
@@ -293,7 +290,7 @@ func (p *localProvider) DeleteNodeBehindAPIServer(ctx context.Context, name stri
 		},
 	}}
 	body, _ := json.Marshal(map[string]string{"key": base64.StdEncoding.EncodeToString([]byte(etcdKeyOfNode(name)))})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://127.0.0.1:2379/v3/kv/deleterange", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, localcluster.EtcdClientURL+"/v3/kv/deleterange", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -347,9 +344,9 @@ func (p *localProvider) StopAgent(ctx context.Context, node string) error {
 	return nil
 }
 
-// OVSRunDir implements agentStopper (node_ovs_dir of hack/local-cluster.sh).
+// OVSRunDir implements agentStopper.
 func (p *localProvider) OVSRunDir(node string) string {
-	return filepath.Join(p.outDir(), node, "ovs")
+	return p.layout.OVSDir(node)
 }
 
 func (p *localProvider) StopAPIServer(ctx context.Context) error {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -45,17 +44,7 @@ func (i *Instance) WipeDatabase() {
 	if running {
 		i.t.Fatal("WipeDatabase: ovsdb-server is running")
 	}
-	schema, err := findSchema()
-	if err != nil {
-		i.t.Fatal(err)
-	}
-	db := filepath.Join(i.RunDir, "conf.db")
-	for _, f := range []string{db, filepath.Join(i.RunDir, ".conf.db.~lock~")} {
-		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-			i.t.Fatalf("removing %s: %v", f, err)
-		}
-	}
-	if _, err := i.run(i.bins["ovsdb-tool"], "create", db, schema); err != nil {
+	if err := i.ovs.CreateDB(); err != nil {
 		i.t.Fatalf("creating fresh database: %v", err)
 	}
 }
@@ -78,11 +67,11 @@ func (i *Instance) StartOvsdb() {
 	if err := i.startOvsdb(); err != nil {
 		i.t.Fatalf("starting ovsdb-server: %v", err)
 	}
-	if _, err := i.Vsctl("--no-wait", "init"); err != nil {
-		i.t.Fatalf("initializing database: %v", err)
+	if err := i.ovs.Init(); err != nil {
+		i.t.Fatal(err)
 	}
 	if vsd != nil {
-		if err := i.waitConfigured(vsd); err != nil {
+		if err := i.ovs.WaitConfigured(vsd.exited); err != nil {
 			i.t.Fatalf("waiting for ovs-vswitchd to reconnect to the restarted ovsdb-server: %v", err)
 		}
 	}

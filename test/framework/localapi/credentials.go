@@ -13,36 +13,34 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/noderoute/noderoute/test/framework/localcluster"
 )
 
-// writeCredentials generates, under <Dir>/pki: a CA and a serving
-// certificate signed by it (apiserver.crt/.key), the ServiceAccount token
-// signing key pair (sa.key/sa.pub) and the static token file holding the
-// admin token (tokens.csv).
-func (c *Cluster) writeCredentials(bindIP, urlIP net.IP) error {
-	pkiDir := filepath.Join(c.Dir, "pki")
-	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
-		return err
-	}
+// Credentials are what a client of the control plane needs: the CA to trust
+// and the static admin token.
+type Credentials struct {
+	CAPEM      []byte
+	AdminToken string
+}
 
-	caCert, caKey, caPEM, err := newCA()
+// WriteCredentials generates, in pki: a CA named caName and a serving
+// certificate signed by it for ips and the API server's DNS names
+// (apiserver.crt/.key), the ServiceAccount token signing key pair
+// (sa.key/sa.pub) and the static token file holding the admin token, in
+// the group system:masters (tokens.csv). The CA's key is not kept.
+func WriteCredentials(pki localcluster.PKI, caName string, ips []net.IP) (Credentials, error) {
+	if err := os.MkdirAll(pki.Dir, 0o700); err != nil {
+		return Credentials{}, err
+	}
+	caCert, caKey, caPEM, err := newCA(caName)
 	if err != nil {
-		return err
+		return Credentials{}, err
 	}
-	c.CAData = caPEM
-	c.CAFile = filepath.Join(pkiDir, "ca.crt")
-	if err := os.WriteFile(c.CAFile, caPEM, 0o644); err != nil {
-		return err
-	}
-
-	ips := []net.IP{urlIP, net.ParseIP("10.0.0.1") /* first IP of ServiceClusterIPRange */}
-	if !bindIP.IsUnspecified() && !bindIP.Equal(urlIP) {
-		ips = append(ips, bindIP)
-	}
-	if !urlIP.IsLoopback() {
-		ips = append(ips, net.ParseIP("127.0.0.1"))
+	if err := os.WriteFile(pki.CACert(), caPEM, 0o644); err != nil {
+		return Credentials{}, err
 	}
 	dnsNames := []string{
 		"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
@@ -50,46 +48,80 @@ func (c *Cluster) writeCredentials(bindIP, urlIP net.IP) error {
 	}
 	certPEM, keyPEM, err := newServingCert(caCert, caKey, ips, dnsNames)
 	if err != nil {
-		return err
+		return Credentials{}, err
 	}
-	if err := os.WriteFile(filepath.Join(pkiDir, "apiserver.crt"), certPEM, 0o644); err != nil {
-		return err
+	if err := os.WriteFile(pki.ServingCert(), certPEM, 0o644); err != nil {
+		return Credentials{}, err
 	}
-	if err := os.WriteFile(filepath.Join(pkiDir, "apiserver.key"), keyPEM, 0o600); err != nil {
-		return err
+	if err := os.WriteFile(pki.ServingKey(), keyPEM, 0o600); err != nil {
+		return Credentials{}, err
 	}
 
 	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return Credentials{}, err
 	}
 	saKeyPEM, err := privateKeyPEM(saKey)
 	if err != nil {
-		return err
+		return Credentials{}, err
 	}
 	saPubDER, err := x509.MarshalPKIXPublicKey(saKey.Public())
 	if err != nil {
-		return err
+		return Credentials{}, err
 	}
-	if err := os.WriteFile(filepath.Join(pkiDir, "sa.key"), saKeyPEM, 0o600); err != nil {
-		return err
+	if err := os.WriteFile(pki.SAKey(), saKeyPEM, 0o600); err != nil {
+		return Credentials{}, err
 	}
-	if err := os.WriteFile(filepath.Join(pkiDir, "sa.pub"),
+	if err := os.WriteFile(pki.SAPub(),
 		pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPubDER}), 0o644); err != nil {
-		return err
+		return Credentials{}, err
 	}
 
 	tok := make([]byte, 24)
 	if _, err := rand.Read(tok); err != nil {
-		return err
+		return Credentials{}, err
 	}
-	c.adminToken = hex.EncodeToString(tok)
+	creds := Credentials{CAPEM: caPEM, AdminToken: hex.EncodeToString(tok)}
 	// token,user,uid,"group1,group2"
-	line := fmt.Sprintf("%s,noderoute-admin,noderoute-admin,\"system:masters\"\n", c.adminToken)
-	return os.WriteFile(filepath.Join(pkiDir, "tokens.csv"), []byte(line), 0o600)
+	line := fmt.Sprintf("%s,%s,%s,\"system:masters\"\n", creds.AdminToken, adminUser, adminUser)
+	return creds, os.WriteFile(pki.Tokens(), []byte(line), 0o600)
 }
 
-func newCA() (*x509.Certificate, crypto.Signer, []byte, error) {
+// adminUser is the static token's user name.
+const adminUser = "noderoute-admin"
+
+// ReadCredentials reads back what WriteCredentials wrote.
+func ReadCredentials(pki localcluster.PKI) (Credentials, error) {
+	caPEM, err := os.ReadFile(pki.CACert())
+	if err != nil {
+		return Credentials{}, err
+	}
+	line, err := os.ReadFile(pki.Tokens())
+	if err != nil {
+		return Credentials{}, err
+	}
+	token, _, ok := strings.Cut(string(line), ",")
+	if !ok || token == "" {
+		return Credentials{}, fmt.Errorf("%s: no token,user,... line", pki.Tokens())
+	}
+	return Credentials{CAPEM: caPEM, AdminToken: token}, nil
+}
+
+// servingIPs are the serving certificate's addresses: the URL's host, the
+// first address of ServiceClusterIPRange (the "kubernetes" Service), the
+// bind address, and loopback.
+func servingIPs(bindIP, urlIP net.IP) []net.IP {
+	ips := []net.IP{urlIP, net.ParseIP("10.0.0.1")}
+	if !bindIP.IsUnspecified() && !bindIP.Equal(urlIP) {
+		ips = append(ips, bindIP)
+	}
+	if !urlIP.IsLoopback() {
+		ips = append(ips, net.ParseIP("127.0.0.1"))
+	}
+	return ips
+}
+
+func newCA(name string) (*x509.Certificate, crypto.Signer, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, nil, err
@@ -101,7 +133,7 @@ func newCA() (*x509.Certificate, crypto.Signer, []byte, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "noderoute-localapi-ca"},
+		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(365 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,

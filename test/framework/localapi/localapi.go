@@ -43,6 +43,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/noderoute/noderoute/test/framework/localcluster"
 )
 
 const (
@@ -187,13 +189,14 @@ func Start(t testing.TB, opts Options) *Cluster {
 		}
 	}
 
-	if err := c.writeCredentials(bindIP, urlIP); err != nil {
+	creds, err := WriteCredentials(c.pki(), "noderoute-localapi-ca", servingIPs(bindIP, urlIP))
+	if err != nil {
 		t.Fatalf("localapi: %v", err)
 	}
+	c.CAData, c.CAFile, c.adminToken = creds.CAPEM, c.pki().CACert(), creds.AdminToken
 
 	// Free ports are picked by binding to port 0 and releasing them, which
 	// can race with other processes; retry on "address already in use".
-	var err error
 	for attempt := 1; attempt <= 3; attempt++ {
 		var ports []int
 		ports, err = freePorts([]string{"127.0.0.1", "127.0.0.1", opts.BindAddress})
@@ -227,13 +230,8 @@ func Start(t testing.TB, opts Options) *Cluster {
 	// does not wait for.
 	ctx, cancel := context.WithTimeout(context.Background(), opts.StartTimeout)
 	defer cancel()
-	for _, ns := range []string{"default", metav1.NamespaceSystem} {
-		if err := poll(ctx, 100*time.Millisecond, func() error {
-			_, err := c.AdminClient.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-			return err
-		}); err != nil {
-			t.Fatalf("localapi: namespace %s never appeared: %v", ns, err)
-		}
+	if err := WaitNamespaces(ctx, c.URL, creds, "default", metav1.NamespaceSystem); err != nil {
+		t.Fatalf("localapi: %v", err)
 	}
 	return c
 }
@@ -288,13 +286,13 @@ func (c *Cluster) start() error {
 	t0 := time.Now()
 	var err error
 	c.etcd, err = startProcess("etcd", filepath.Join(c.BinDir, "etcd"), c.etcdArgs,
-		filepath.Join(c.LogDir, "etcd.log"), etcdEnv())
+		filepath.Join(c.LogDir, "etcd.log"), EtcdEnv())
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.StartTimeout)
 	defer cancel()
-	if err := waitEtcd(ctx, c.etcd, etcdClientURL(c.etcdArgs)); err != nil {
+	if err := WaitEtcd(ctx, etcdClientURL(c.etcdArgs), c.etcd.exitErr); err != nil {
 		return fmt.Errorf("etcd: %w\n--- tail of %s ---\n%s", err, c.etcd.logPath, tail(c.etcd.logPath, 30))
 	}
 
@@ -306,7 +304,7 @@ func (c *Cluster) start() error {
 	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), c.opts.StartTimeout)
 	defer cancel2()
-	if err := waitAPIServer(ctx2, c.apiserver, c.URL, c.CAData, c.adminToken); err != nil {
+	if err := WaitAPIServer(ctx2, c.URL, Credentials{CAPEM: c.CAData, AdminToken: c.adminToken}, c.apiserver.exitErr); err != nil {
 		return fmt.Errorf("kube-apiserver: %w\n--- tail of %s ---\n%s", err, c.apiserver.logPath, tail(c.apiserver.logPath, 40))
 	}
 	t2 := time.Now()
@@ -315,47 +313,62 @@ func (c *Cluster) start() error {
 	return nil
 }
 
+// pki is the cluster's credentials directory.
+func (c *Cluster) pki() localcluster.PKI { return localcluster.PKI{Dir: filepath.Join(c.Dir, "pki")} }
+
 func (c *Cluster) buildArgs(etcdClientPort, etcdPeerPort, apiPort int) {
 	clientURL := "http://127.0.0.1:" + strconv.Itoa(etcdClientPort)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(etcdPeerPort)
-	c.etcdArgs = []string{
-		"--name=localapi",
-		"--data-dir=" + filepath.Join(c.Dir, "etcd-data"),
+	c.etcdArgs = EtcdArgs("localapi", filepath.Join(c.Dir, "etcd-data"), clientURL, peerURL)
+	advertise := c.opts.BindAddress
+	if ip := net.ParseIP(advertise); ip.IsUnspecified() {
+		advertise = hostOf(c.URL)
+	}
+	c.apiArgs = APIServerArgs(clientURL, c.opts.BindAddress, advertise, apiPort, c.pki())
+	c.apiArgs = append(c.apiArgs, c.opts.ExtraAPIServerArgs...)
+}
+
+// EtcdArgs is the command line (without the binary) of a single-member
+// etcd named name, for throwaway data.
+func EtcdArgs(name, dataDir, clientURL, peerURL string) []string {
+	return []string{
+		"--name=" + name,
+		"--data-dir=" + dataDir,
 		"--listen-client-urls=" + clientURL,
 		"--advertise-client-urls=" + clientURL,
 		"--listen-peer-urls=" + peerURL,
 		"--initial-advertise-peer-urls=" + peerURL,
-		"--initial-cluster=localapi=" + peerURL,
+		"--initial-cluster=" + name + "=" + peerURL,
 		"--initial-cluster-state=new",
 		// Throwaway data: skip fsync, it dominates write latency.
 		"--unsafe-no-fsync",
 		"--log-level=warn",
 	}
+}
 
-	advertise := c.opts.BindAddress
-	if ip := net.ParseIP(advertise); ip.IsUnspecified() {
-		advertise = hostOf(c.URL)
-	}
-	c.apiArgs = []string{
-		"--etcd-servers=" + clientURL,
-		"--bind-address=" + c.opts.BindAddress,
-		"--secure-port=" + strconv.Itoa(apiPort),
+// APIServerArgs is the command line (without the binary) of a
+// kube-apiserver on etcdURL, serving on bind:port with the credentials in
+// pki (WriteCredentials), with Node,RBAC authorization.
+func APIServerArgs(etcdURL, bind, advertise string, port int, pki localcluster.PKI) []string {
+	return []string{
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=" + bind,
+		"--secure-port=" + strconv.Itoa(port),
 		"--advertise-address=" + advertise,
-		"--tls-cert-file=" + filepath.Join(c.Dir, "pki", "apiserver.crt"),
-		"--tls-private-key-file=" + filepath.Join(c.Dir, "pki", "apiserver.key"),
-		"--cert-dir=" + filepath.Join(c.Dir, "pki", "generated"),
-		"--token-auth-file=" + filepath.Join(c.Dir, "pki", "tokens.csv"),
+		"--tls-cert-file=" + pki.ServingCert(),
+		"--tls-private-key-file=" + pki.ServingKey(),
+		"--cert-dir=" + pki.GeneratedDir(),
+		"--token-auth-file=" + pki.Tokens(),
 		"--authorization-mode=Node,RBAC",
 		"--service-account-issuer=" + ServiceAccountIssuer,
-		"--service-account-key-file=" + filepath.Join(c.Dir, "pki", "sa.pub"),
-		"--service-account-signing-key-file=" + filepath.Join(c.Dir, "pki", "sa.key"),
+		"--service-account-key-file=" + pki.SAPub(),
+		"--service-account-signing-key-file=" + pki.SAKey(),
 		"--service-cluster-ip-range=" + ServiceClusterIPRange,
 		// kube-apiserver refuses a loopback --advertise-address while the
 		// endpoint reconciler (which maintains the "kubernetes" Service
 		// endpoints) is on; nothing here needs those endpoints.
 		"--endpoint-reconciler-type=none",
 	}
-	c.apiArgs = append(c.apiArgs, c.opts.ExtraAPIServerArgs...)
 }
 
 func (c *Cluster) setupAdmin() error {
@@ -378,19 +391,26 @@ func (c *Cluster) setupAdmin() error {
 // WriteKubeconfig writes <Dir>/<user>.kubeconfig for a bearer token,
 // trusting the cluster CA (embedded), and returns its path.
 func (c *Cluster) WriteKubeconfig(user, token string) (string, error) {
+	path := filepath.Join(c.Dir, user+".kubeconfig")
+	return path, WriteKubeconfig(path, "localapi", c.URL, c.CAData, user, token)
+}
+
+// WriteKubeconfig writes a kubeconfig file (mode 0600) for server, trusting
+// caPEM (embedded), authenticating as user with a bearer token; its
+// cluster is named cluster and its context user@cluster.
+func WriteKubeconfig(path, cluster, server string, caPEM []byte, user, token string) error {
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["localapi"] = &clientcmdapi.Cluster{
-		Server:                   c.URL,
-		CertificateAuthorityData: c.CAData,
+	cfg.Clusters[cluster] = &clientcmdapi.Cluster{
+		Server:                   server,
+		CertificateAuthorityData: caPEM,
 	}
 	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
-	cfg.Contexts[user+"@localapi"] = &clientcmdapi.Context{Cluster: "localapi", AuthInfo: user}
-	cfg.CurrentContext = user + "@localapi"
-	path := filepath.Join(c.Dir, user+".kubeconfig")
+	cfg.Contexts[user+"@"+cluster] = &clientcmdapi.Context{Cluster: cluster, AuthInfo: user}
+	cfg.CurrentContext = user + "@" + cluster
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		return "", fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return path, nil
+	return nil
 }
 
 // NodeReaderKubeconfig sets up the least-privilege identity agents run
@@ -514,8 +534,9 @@ func etcdClientURL(args []string) string {
 	return ""
 }
 
-func etcdEnv() []string {
-	// etcd reads ETCD_* variables as flags; keep the caller's out.
+// EtcdEnv is the caller's environment without the ETCD_* variables, which
+// etcd would read as flags.
+func EtcdEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "ETCD_") {

@@ -73,17 +73,23 @@ func (p *process) stop(grace time.Duration) {
 	}
 }
 
-// exitError describes an early exit.
-func (p *process) exitError() error {
+// exitErr describes an early exit; nil while the process runs.
+func (p *process) exitErr() error {
+	if !p.exited() {
+		return nil
+	}
 	return fmt.Errorf("%s exited early: %v", p.name, p.err)
 }
 
-func waitEtcd(ctx context.Context, p *process, clientURL string) error {
+// WaitEtcd waits until etcd at clientURL reports itself healthy. exited
+// reports why etcd is known to be gone (nil while it may still come up), so
+// that an early exit fails at once.
+func WaitEtcd(ctx context.Context, clientURL string, exited func() error) error {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	var last error
 	for {
-		if p.exited() {
-			return p.exitError()
+		if err := exited(); err != nil {
+			return err
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, clientURL+"/health", nil)
 		resp, err := hc.Do(req)
@@ -99,29 +105,26 @@ func waitEtcd(ctx context.Context, p *process, clientURL string) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("not healthy in time: %v", last)
-		case <-p.done:
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
-func waitAPIServer(ctx context.Context, p *process, baseURL string, caPEM []byte, token string) error {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return errors.New("bad CA PEM")
-	}
-	hc := &http.Client{
-		Timeout:   5 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+// WaitAPIServer waits until the API server at baseURL answers /readyz
+// with 200, as admin; exited is as for WaitEtcd.
+func WaitAPIServer(ctx context.Context, baseURL string, creds Credentials, exited func() error) error {
+	hc, err := adminHTTPClient(creds)
+	if err != nil {
+		return err
 	}
 	defer hc.CloseIdleConnections()
 	var last error
 	for {
-		if p.exited() {
-			return p.exitError()
+		if err := exited(); err != nil {
+			return err
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/readyz?verbose", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Authorization", "Bearer "+creds.AdminToken)
 		resp, err := hc.Do(req)
 		if err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -135,10 +138,49 @@ func waitAPIServer(ctx context.Context, p *process, baseURL string, caPEM []byte
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("not ready in time: %v", last)
-		case <-p.done:
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// WaitNamespaces waits until the namespaces exist: the system ones are
+// created by post-start hooks that /readyz does not wait for.
+func WaitNamespaces(ctx context.Context, baseURL string, creds Credentials, namespaces ...string) error {
+	hc, err := adminHTTPClient(creds)
+	if err != nil {
+		return err
+	}
+	defer hc.CloseIdleConnections()
+	for _, ns := range namespaces {
+		if err := poll(ctx, 100*time.Millisecond, func() error {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/api/v1/namespaces/"+ns, nil)
+			req.Header.Set("Authorization", "Bearer "+creds.AdminToken)
+			resp, err := hc.Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("GET namespace %s: %s", ns, resp.Status)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("namespace %s never appeared: %w", ns, err)
+		}
+	}
+	return nil
+}
+
+// adminHTTPClient trusts the cluster's CA.
+func adminHTTPClient(creds Credentials) (*http.Client, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(creds.CAPEM) {
+		return nil, errors.New("bad CA PEM")
+	}
+	return &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+	}, nil
 }
 
 // failedChecks keeps the "[-]..." lines of a verbose /readyz answer.
