@@ -30,6 +30,10 @@ import (
 // goes ahead, with a note.
 var ErrAgentRunning = errors.New("noderoute-agent is running on this node")
 
+// interfaceRemovalTimeout bounds the wait for ovs-vswitchd to remove the
+// interfaces of a deleted bridge or port.
+const interfaceRemovalTimeout = 10 * time.Second
+
 // ErrIncomplete is wrapped by Run's error when something could not be
 // removed; the output names each such thing.
 var ErrIncomplete = errors.New("not everything could be removed")
@@ -154,7 +158,10 @@ func (p *planner) planOVS(ctx context.Context) []item {
 	}
 	if deletePort {
 		items = append(items, item{kind: "port", desc: fmt.Sprintf("%s of bridge %s (created by noderoute-agent)", gw.Name, cfg.OVSBridge), do: func(ctx context.Context) error {
-			return db.DeletePort(ctx, cfg.OVSBridge, gw.Name)
+			if err := db.DeletePort(ctx, cfg.OVSBridge, gw.Name); err != nil {
+				return err
+			}
+			return route.WaitLinksGone(p.opts.Namespace, []string{gw.Name}, interfaceRemovalTimeout)
 		}})
 	}
 	if !deleteBridge {
@@ -182,7 +189,14 @@ func (p *planner) planOVS(ctx context.Context) []item {
 			desc = fmt.Sprintf("%s (created by noderoute-agent, with its port %s)", cfg.OVSBridge, gw.Name)
 		}
 		items = append(items, item{kind: "bridge", desc: desc, do: func(ctx context.Context) error {
-			return db.DeleteBridge(ctx, cfg.OVSBridge)
+			if err := db.DeleteBridge(ctx, cfg.OVSBridge); err != nil {
+				return err
+			}
+			links := []string{cfg.OVSBridge}
+			if gw != nil {
+				links = append(links, gw.Name)
+			}
+			return route.WaitLinksGone(p.opts.Namespace, links, interfaceRemovalTimeout)
 		}})
 	}
 	// The connection is closed after the last item ran (report).
