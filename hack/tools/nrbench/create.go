@@ -174,7 +174,7 @@ func (b *bulkFlags) concurrently(ctx context.Context, op func(i int) error) (tim
 	next := int64(b.start)
 	end := int64(b.start + b.count)
 	var failed, lastAck atomic.Int64
-	var firstErr atomic.Value
+	var firstErr firstError
 	var wg sync.WaitGroup
 	for w := 0; w < b.workers; w++ {
 		wg.Add(1)
@@ -187,7 +187,7 @@ func (b *bulkFlags) concurrently(ctx context.Context, op func(i int) error) (tim
 				}
 				if err := op(int(i)); err != nil {
 					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
+					firstErr.set(err)
 				}
 				storeMax(&lastAck, time.Now().UnixNano())
 			}
@@ -195,7 +195,7 @@ func (b *bulkFlags) concurrently(ctx context.Context, op func(i int) error) (tim
 	}
 	wg.Wait()
 	if n := failed.Load(); n > 0 {
-		return time.Time{}, fmt.Errorf("%s: %d of %d calls failed, first: %v", b.prefix, n, b.count, firstErr.Load())
+		return time.Time{}, fmt.Errorf("%s: %d of %d calls failed, first: %v", b.prefix, n, b.count, firstErr.get())
 	}
 	return time.Unix(0, lastAck.Load()), nil
 }

@@ -127,7 +127,7 @@ func (t *table) heartbeat() {
 	per := r.num("hb_agent_cpu_per_update_us")
 	syncs := r.num("hb_node_syncs_delta")
 	t.row(fmt.Sprintf("status updates: %s in %s s (asked %s/s)", r.str("hb_updates"), fmtNum(r.num("hb_seconds"), 1), fmtNum(r.num("hb_rate_asked_per_second"), 0)),
-		fmtNum(r.num("hb_rate_per_second"), 0)+"/s sent", "", r.str("hb_load"))
+		fmtNum(r.num("hb_rate_per_second"), 0)+"/s sent, "+r.str("hb_failed")+" failed", "", r.str("hb_load"))
 	t.row("  agent CPU per update, beyond idle", fmtNum(per, 1)+" us", t.verdict(fmt.Sprintf("<= %.0f us", goalHeartbeatCPUUs), per <= goalHeartbeatCPUUs), "")
 	t.row("  agent CPU: idle / during the updates", fmtNum(1000*r.num("hb_agent_idle_cpu_per_second"), 1)+" ms/s / "+fmtNum(r.num("hb_agent_cpu_s"), 3)+" s", "", "")
 	t.row("  node syncs / full syncs they caused", fmtNum(syncs, 0)+" / "+fmtNum(r.num("hb_full_syncs_delta"), 0), t.verdict("no sync", syncs == 0 && r.num("hb_full_syncs_delta") == 0), "")
