@@ -111,10 +111,11 @@ demo:
 cluster-down:
 	hack/local-cluster.sh down
 
-# Scale benchmark (issue 6; root, real OVS and API server): cold start,
-# floor, incremental latency, restart, memory for N = 1000 and 5000 remote
-# Nodes. BENCH_N="1000 5000" and the other BENCH_* of hack/bench.sh
-# override. See docs/performance.md.
+# Scale benchmark (root, real OVS and API server): cold start against the
+# floor, status heartbeats, incremental latency at three paces, a burst of
+# Creates, restart and memory, for N = 1000 and 5000 remote Nodes as
+# kubelets write them. BENCH_N="1000 5000" and the other BENCH_* of
+# hack/bench.sh override. See docs/performance.md.
 .PHONY: bench
 
 bench:

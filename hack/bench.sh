@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Copyright The noderoute Authors.
 #
-# Scale benchmark of noderoute-agent (make bench; issue 6). As root, on this
+# Scale benchmark of noderoute-agent (make bench). As root, on this
 # machine: a local cluster (hack/local-cluster.sh, name nrt-bench, one real
 # node "master" with its own OVS, userspace datapath, and agent) plus N
 # remote Node objects bench-<i> (pod CIDR 10.(128+i/256).(i%256).0/24), for
