@@ -61,8 +61,8 @@ test: check-fmt vet build
 # in pkg/agent/noderoute/testdata/fuzz is replayed by every go test too).
 # A count, not a duration: with a duration, Go 1.26's fuzz coordinator can
 # fail a clean run with "context deadline exceeded" at the deadline
-# (golang/go#75804, fixed in Go 1.27); seen here. 20000 runs take about
-# 10-15 s on this machine.
+# (golang/go#75804, fixed in Go 1.27); seen here. 20000 runs keep it a
+# short smoke run.
 FUZZTIME ?= 20000x
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz=FuzzParsePodSubnets -fuzztime=$(FUZZTIME) ./pkg/agent/noderoute/

@@ -26,8 +26,8 @@ import (
 	"github.com/noderoute/noderoute/test/framework/nodesim"
 )
 
-// node is worker1 of the seed cluster as the agent sets it up (see
-// agent.Run and nodesim): a bridge and routes in a throwaway netns, the
+// node is worker1 of the three-Node example cluster as the agent sets it up
+// (see agent.Run and nodesim): a bridge and routes in a throwaway netns, the
 // controller over a fake API server, the local API on a temporary socket and
 // the metrics on a free port.
 type node struct {
@@ -146,8 +146,9 @@ func TestAgentctlAgainstRealBridge(t *testing.T) {
 		t.Errorf("last full sync timestamp %v", ts)
 	}
 
-	// flows --table 20 --no-stats: a header, then the seed's lines as
-	// ovs-ofctl prints them (with its leading space).
+	// flows --table 20 --no-stats: a header, then the lines of
+	// testdata/seed-table20.txt as ovs-ofctl prints them (with its leading
+	// space).
 	seed, err := os.ReadFile("../ovs/openflow/testdata/seed-table20.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -292,13 +293,14 @@ func TestAgentctlDualStackAgainstRealBridge(t *testing.T) {
 }
 
 // TestTraceAgainstRealBridge traces worker1's requests through its real
-// bridge with the seed's flows (Antrea's table 20) plus IPv6: answered for
-// worker2's gateways, then the priority-190 NORMAL, the priority-0 drop and
-// a missing responder flow named, with the agent and without it.
+// bridge with the example cluster's table 20 plus the IPv6 tables: answered
+// for worker2's gateways, then the priority-190 NORMAL, the priority-0 drop
+// and a missing responder flow named, with the agent and without it.
 func TestTraceAgainstRealBridge(t *testing.T) {
 	n := setUpWith(t, nodesim.DualStackNodes())
 	n.run()
-	// Table 20 is the seed's (the IPv6 flows are in tables 21 and 22).
+	// Table 20 is testdata/seed-table20.txt (the IPv6 flows are in tables
+	// 21 and 22).
 	seed, err := os.ReadFile("../ovs/openflow/testdata/seed-table20.txt")
 	if err != nil {
 		t.Fatal(err)

@@ -23,7 +23,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
-// seedState is what the agent on worker1 of the seed cluster reports.
+// seedState is what the agent on worker1 of the three-Node example cluster
+// reports.
 func seedState() *apiserver.State {
 	sub := func(cidr, gw string) []apiserver.Subnet { return []apiserver.Subnet{{PodCIDR: cidr, GatewayIP: gw}} }
 	return &apiserver.State{

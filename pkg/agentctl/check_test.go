@@ -14,8 +14,9 @@ import (
 )
 
 // seedFlows are worker1's tables 0, 20, 21 and 22 for round 1 on the
-// (IPv4) seed cluster, as ovs-ofctl prints them with --no-stats: table 20
-// is the seed's, tables 21 and 22 hold only their base flows.
+// (IPv4) three-Node example cluster, as ovs-ofctl prints them with
+// --no-stats: table 20 is testdata/seed-table20.txt, tables 21 and 22 hold
+// only their base flows.
 func seedFlows(t *testing.T) []string {
 	t.Helper()
 	flows := []string{

@@ -2,7 +2,7 @@
 
 package e2e
 
-// Drift repair through the agent's netlink watchers (issue 12): a route of
+// Drift repair through the agent's netlink watchers: a route of
 // ours deleted by hand and a gateway interface flap must be repaired by the
 // route and link watchers, not by the periodic resync, and the watchers
 // must not fail. checkWatcherRepair is written against the provider

@@ -2,7 +2,7 @@
 
 package e2e
 
-// Resilience cases of issue 5: the control plane away for a minute, and a
+// Resilience cases: the control plane away for a minute, and a
 // burst of 1000 Nodes created and deleted at once. (Agent restarts under
 // ARP probes are TestAgentRestartConvergesWithoutGap.)
 

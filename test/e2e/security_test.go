@@ -2,7 +2,7 @@
 
 package e2e
 
-// Least privilege (issue 5, item 6; docs/security.md): the agent needs
+// Least privilege (docs/security.md): the agent needs
 // CAP_NET_ADMIN and no other capability.
 
 import (
@@ -145,7 +145,7 @@ func TestAgentNeedsOnlyNetAdmin(t *testing.T) {
 	}
 
 	// Its drift repair works: the watchers run with NET_ADMIN alone
-	// (issue 12: they needed CAP_SYS_ADMIN, and repairs waited for the
+	// (they once needed CAP_SYS_ADMIN, and repairs waited for the
 	// periodic resync).
 	obs, ok := provider.(agentObserver)
 	if !ok {

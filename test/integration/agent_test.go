@@ -65,8 +65,9 @@ func must(t *testing.T) func(string, error) string {
 	}
 }
 
-// assertSeedTable20 fails the test unless the host's table 20 is the
-// seed's, byte for byte.
+// assertSeedTable20 fails the test unless the host's table 20 is
+// pkg/ovs/openflow/testdata/seed-table20.txt, byte for byte: worker1's table
+// 20 on the three-Node example cluster.
 func assertSeedTable20(t *testing.T, n *nodesim.Host) {
 	t.Helper()
 	got := strings.Join(lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=20", "--no-stats"))), "\n")
@@ -80,10 +81,10 @@ func TestAgentProgramsSeedClusterOnWorker1(t *testing.T) {
 	client := fake.NewSimpleClientset(nodesim.SeedNodes()...)
 	n.StartAgent(t, client, time.Minute)
 
-	// Table 20 is the seed's, byte for byte.
+	// Table 20 is worker1's on the example cluster, byte for byte.
 	assertSeedTable20(t, n)
 
-	// The routes are the seed's, tagged with our protocol.
+	// One onlink route per remote Node, tagged with our protocol.
 	routes := lines(must(t)(n.OVS.Exec("ip", "route", "show", "dev", nodesim.GatewayInterface)))
 	want := []string{
 		"10.222.0.0/24 via 10.222.0.1 proto 94 onlink",
@@ -215,7 +216,7 @@ func resolveGateways(t *testing.T, n *nodesim.Host, gateways ...string) []string
 }
 
 // TestAgentProgramsDualStackCluster: with an IPv6 pod CIDR on every Node,
-// table 20 is still the seed's byte for byte, table 21 answers the kernel's
+// table 20 is still the IPv4 one byte for byte, table 21 answers the kernel's
 // Neighbor Solicitation for each remote IPv6 gateway (with table 22's
 // help), and both route families are in place.
 func TestAgentProgramsDualStackCluster(t *testing.T) {

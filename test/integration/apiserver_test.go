@@ -20,8 +20,8 @@ import (
 
 // TestAgentAgainstRealAPIServer runs worker1's agent against a real etcd +
 // kube-apiserver, with the least-privilege identity the DaemonSet uses
-// (nodes get/list/watch only), and checks it produces the seed's table 20
-// and follows a Node added and one deleted.
+// (nodes get/list/watch only), and checks it produces the three-Node example
+// cluster's table 20 and follows a Node added and one deleted.
 func TestAgentAgainstRealAPIServer(t *testing.T) {
 	api := localapi.Start(t, localapi.Options{})
 	n := nodesim.NewHost(t)

@@ -23,8 +23,10 @@ import (
 	"github.com/noderoute/noderoute/pkg/route"
 )
 
-// seedNodes are the seed's Nodes, worker2 dual-stack: its IPv6 CIDR adds a
-// route and an NDP responder flow.
+// seedNodes are the three-Node example cluster with worker1 and worker2
+// dual-stack (worker2's IPv6 CIDR adds a route and an NDP responder flow),
+// plus a Node "bad" whose CIDRs are both refused (an overlap, a malformed
+// one).
 func seedNodes() []runtime.Object {
 	mk := func(name string, cidrs ...string) runtime.Object {
 		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: cidrs}}

@@ -37,7 +37,8 @@ func node(name string, cidrs ...string) *corev1.Node {
 	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: cidrs}}
 }
 
-// seedNodes are the three Nodes of the seed's cluster.
+// seedNodes are the three-Node example cluster: master 10.222.0.0/24,
+// worker1 (us) 10.222.1.0/24, worker2 10.222.2.0/24.
 func seedNodes() []*corev1.Node {
 	return []*corev1.Node{
 		node("master", "10.222.0.0/24"),

@@ -71,10 +71,10 @@ func neighborSolicitation() string {
 }
 
 // goldenBridge is the bridge the golden files were captured from: the
-// agent's flows for the dual-stack seed cluster on worker1 (round 1;
-// master and worker2 have an IPv6 CIDR too), a flow added by hand in table
-// 20 (cookie 0), a flow with timeouts in a table the agent does not use,
-// and one ARP request for 10.222.2.1 and one Neighbor Solicitation for
+// agent's flows for the three-Node example cluster, dual-stack, on worker1
+// (round 1; master and worker2 have an IPv6 CIDR too), a flow added by hand
+// in table 20 (cookie 0), a flow with timeouts in a table the agent does not
+// use, and one ARP request for 10.222.2.1 and one Neighbor Solicitation for
 // fd00:10:222:2::1 sent through the pipeline so that counters are not all
 // 0.
 func goldenBridge(t *testing.T) *ovstest.Instance {

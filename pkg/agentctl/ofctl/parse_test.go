@@ -115,7 +115,8 @@ func TestFormatRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	// The seed's own lines.
+	// The lines of table 20 as ovs-ofctl printed them on the example
+	// cluster (without the leading space).
 	seed, err := os.ReadFile("../../ovs/openflow/testdata/seed-table20.txt")
 	if err != nil {
 		t.Fatal(err)

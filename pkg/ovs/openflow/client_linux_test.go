@@ -13,10 +13,11 @@ import (
 
 var virtualMAC, _ = net.ParseMAC("aa:bb:cc:dd:ee:ff")
 
-// seedTable20 reads worker1's table 20 as printed in the seed
-// (../shared/seed/table20-arp-responder.md), kept in testdata so that the
-// test runs without the shared folder; when the folder is there, the copy is
-// checked against it.
+// seedTable20 reads worker1's table 20 on the three-Node example cluster,
+// the dump the flows are modelled on (docs/design.md), from its copy in
+// testdata/seed-table20.txt, so that the test runs without the shared
+// folder holding the original (../shared/seed/table20-arp-responder.md);
+// when the folder is there, the copy is checked against it.
 func seedTable20(t *testing.T) []string {
 	t.Helper()
 	golden, err := os.ReadFile("testdata/seed-table20.txt")
@@ -123,9 +124,9 @@ func TestSeedTable20OnRealBridge(t *testing.T) {
 	assertLines(t, dumpTable(t, inst, "20"), seedTable20(t)[2:])
 }
 
-// ndpTables reads the NDP tables (21 and 22) of worker1 of a dual-stack seed
-// cluster (master fd00:10:222::/64, worker2 fd00:10:222:2::/64) as this
-// machine's ovs-ofctl printed them.
+// ndpTables reads the NDP tables (21 and 22) of worker1 of the three-Node
+// example cluster made dual-stack (master fd00:10:222::/64, worker2
+// fd00:10:222:2::/64) as this machine's ovs-ofctl printed them.
 func ndpTables(t *testing.T) []string {
 	t.Helper()
 	golden, err := os.ReadFile("testdata/ndp-tables.txt")
@@ -136,10 +137,10 @@ func ndpTables(t *testing.T) []string {
 }
 
 // TestNdpFlowsOnRealBridge installs the flows of dual-stack Nodes: table 20
-// stays the seed's byte for byte, tables 21 and 22 hold the NDP responder
-// and its second stage, every flow is as ExpectedBaseFlows and
-// ExpectedResponderFlow say, and each family's flows come and go on their
-// own.
+// stays as testdata/seed-table20.txt byte for byte, tables 21 and 22 hold
+// the NDP responder and its second stage, every flow is as ExpectedBaseFlows
+// and ExpectedResponderFlow say, and each family's flows come and go on
+// their own.
 func TestNdpFlowsOnRealBridge(t *testing.T) {
 	inst := startBridge(t)
 	c := newTestClient(t, inst)

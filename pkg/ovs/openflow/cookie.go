@@ -10,7 +10,7 @@ import "fmt"
 // incarnation can be told apart (and deleted) after the new one has installed
 // its own. The category says which part of the pipeline a flow belongs to.
 // The object is reserved for per-object flows; the ARP and NDP responder flows
-// keep it at 0, as in the seed's dump.
+// keep it at 0, as in testdata/seed-table20.txt.
 const (
 	roundShift    = 48
 	categoryShift = 40

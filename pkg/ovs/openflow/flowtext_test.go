@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// The expected flows render exactly as ovs-ofctl printed the seed's table 20
-// (testdata/seed-table20.txt, checked against a real bridge by
-// TestSeedTable20OnRealBridge) and table 0.
+// The expected flows render exactly as ovs-ofctl printed table 20 of the
+// three-Node example cluster's worker1 (testdata/seed-table20.txt, checked
+// against a real bridge by TestSeedTable20OnRealBridge) and table 0.
 func TestExpectedFlowsRenderAsOvsOfctl(t *testing.T) {
 	golden, err := os.ReadFile("testdata/seed-table20.txt")
 	if err != nil {

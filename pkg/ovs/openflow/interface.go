@@ -17,7 +17,8 @@ const (
 	// NdpResponderTable answers Neighbor Solicitations for remote Nodes'
 	// IPv6 gateway IPs: it rewrites the solicitation into an advertisement
 	// from the gateway and hands it to NdpTllTable. A table of its own
-	// (not table 20) so that table 20 stays exactly the seed's.
+	// (not table 20) so that table 20 holds ARP flows only, exactly as in
+	// testdata/seed-table20.txt.
 	NdpResponderTable uint8 = 21
 	// NdpTllTable writes the virtual MAC into the advertisement's target
 	// link-layer address option and sends it back IN_PORT. It is a second
@@ -27,7 +28,8 @@ const (
 	NdpTllTable uint8 = 22
 )
 
-// Priorities of the ArpResponderTable flows, as in the seed.
+// Priorities of the ArpResponderTable flows, as ovs-ofctl shows them in
+// testdata/seed-table20.txt.
 const (
 	PriorityArpResponder uint16 = 200
 	PriorityArpNormal    uint16 = 190

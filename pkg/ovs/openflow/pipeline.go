@@ -35,7 +35,9 @@ func (p pipeline) cookie(c Category) uint64 {
 //	table=22, priority=200,icmp6,icmp_type=136 actions=<nd_tll := virtual MAC>,IN_PORT
 //	table=22, priority=0 actions=drop
 //
-// The first four and the table-20 ones are the seed's pipeline, unchanged.
+// IPv6 adds only the icmp6 dispatch and tables 21 and 22: table 20 keeps its
+// two fallbacks and nothing else, so on the three-Node example cluster it is
+// exactly testdata/seed-table20.txt (see docs/design.md).
 func (p pipeline) baseFlowSpecs() []flowSpec {
 	normal := []flowAction{output(openflow13.P_NORMAL)}
 	specs := []flowSpec{

@@ -34,7 +34,8 @@ const (
 	// Bridge and GatewayInterface are the agent's defaults.
 	Bridge           = "br-int"
 	GatewayInterface = "antrea-gw0"
-	// LocalNode is the node the simulated agent runs for, as in the seed.
+	// LocalNode is the node the simulated agent runs for: worker1 of the
+	// three-Node example cluster.
 	LocalNode = "worker1"
 )
 
@@ -46,12 +47,13 @@ func Node(name string, cidrs ...string) *corev1.Node {
 	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: cidrs}}
 }
 
-// SeedNodes are the seed's cluster: master, worker1, worker2.
+// SeedNodes are the three-Node example cluster: master 10.222.0.0/24,
+// worker1 10.222.1.0/24, worker2 10.222.2.0/24.
 func SeedNodes() []runtime.Object {
 	return []runtime.Object{Node("master", "10.222.0.0/24"), Node("worker1", "10.222.1.0/24"), Node("worker2", "10.222.2.0/24")}
 }
 
-// DualStackNodes are the seed's Nodes with an IPv6 pod CIDR each.
+// DualStackNodes are the Nodes of SeedNodes with an IPv6 pod CIDR each.
 func DualStackNodes() []runtime.Object {
 	return []runtime.Object{
 		Node("master", "10.222.0.0/24", "fd00:10:222::/64"),
