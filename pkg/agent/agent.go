@@ -162,7 +162,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	// Polled every 10 ms rather than with cache.WaitForCacheSync's 100 ms:
 	// the informer's list ends at an arbitrary moment and everything after
-	// waits for it (up to 0.1 s of a 1.3 s cold start at 5000 Nodes).
+	// waits for it, so a coarse poll adds up to its whole interval to every
+	// cold start (see docs/performance.md).
 	if err := wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
 		return a.nodeInformer.Informer().HasSynced(), nil
 	}); err != nil {

@@ -184,8 +184,9 @@ func (c *Config) validate(requireNode bool) error {
 	if d := c.FlowCheckPeriod.Duration; d < 0 {
 		return bad("flow-check-period", "%s is negative", d)
 	} else if d != 0 && d < 100*time.Millisecond {
-		// Each check dumps our tables: at 5000 Nodes about 60-120 ms
-		// of agent time.
+		// A check that finds a count off dumps our tables, at a cost
+		// that grows with the number of Nodes (docs/performance.md):
+		// shorter periods would keep the agent busy.
 		return bad("flow-check-period", "%s is below 100ms (0 turns the check off)", d)
 	}
 	if sock := c.APISocket; sock != "" {

@@ -7,7 +7,7 @@ import (
 
 // subnetIndex answers "which claimed subnet overlaps this one?" without a
 // scan of every claim: the full sync of N Nodes asks it N times, and a scan
-// made that O(N²) (a fifth of the agent's CPU at 5000 Nodes, see
+// made that O(N²), a large share of the agent's CPU in a big cluster (see
 // docs/performance.md).
 //
 // Two prefixes overlap when one contains the other. For each prefix length

@@ -10,7 +10,8 @@ import (
 // reads (name, UID, resource version, deletion timestamp, pod CIDRs) and
 // drops the rest before the object enters the cache. A real Node carries
 // status (conditions, addresses, images: often 10-20 KB) and managedFields;
-// at 5000 Nodes, keeping them whole would dominate the agent's memory.
+// in a large cluster, keeping them whole would dominate the agent's memory
+// (see docs/performance.md, Memory).
 //
 // Tombstones and objects that are not Nodes pass through unchanged.
 func TrimNode(obj interface{}) (interface{}, error) {

@@ -24,11 +24,10 @@ const (
 	// DefaultFlowCheckPeriod is the suggested pause between two flow
 	// checks. A flow deleted by hand is back within one period plus one
 	// check that finds it missing (the dump, flowDumpSettle and the
-	// bundle): 2.0 to 2.3 s in TestRunFlowCheckRepairTime, well inside
-	// the 5 s the agent promises even on a slow node. A check that finds
-	// nothing missing costs, at 5000 responders, about 0.1 s, 60 ms of the
-	// agent's CPU and 17 ms of ovs-vswitchd's (BenchmarkRepairFlows5000 on
-	// 2 cores): some 3 % and 1 % of a core at this period.
+	// bundle), inside the 5 s the agent promises even on a slow node
+	// (TestRunFlowCheckRepairTime measures it). The period also bounds what
+	// the checks cost the agent and ovs-vswitchd in a large cluster
+	// (BenchmarkRepairFlows5000; figures in docs/performance.md).
 	DefaultFlowCheckPeriod = 2 * time.Second
 	// flowDumpTimeout bounds one dump, e.g. when the connection drops
 	// while it is under way.

@@ -11,19 +11,20 @@ import (
 
 // The flow check's cheap first step: counting.
 //
-// A full dump of 5000 responders costs the agent 60-120 ms of CPU and about
-// 20 MB of short-lived allocations (libOpenflow decodes every flow), every
-// check period; at 5000 Nodes that garbage alone pushed the agent's peak
-// RSS past 80 MB. So a check first asks ovs-vswitchd how many flows of the
-// current round each of our tables holds (OFPMP_AGGREGATE: one 24-byte
-// answer per table) and dumps only when a count differs from what the
-// client keeps there. What that misses, as long as it lasts: a flow of ours
-// deleted while, in the same table, one more flow with our round's cookie
-// appears: one the client adds between its snapshot and ovs-vswitchd's
-// answer (the next check sees the deletion), or a flow of our round the
-// client does not know of (added by hand with our cookie, or left by a
-// bundle whose commit reply was lost: such an extra flow also makes every
-// check dump, which shows in its cost, not in its result).
+// A full dump costs the agent CPU and short-lived allocations in proportion
+// to the number of responders (libOpenflow decodes every flow), every check
+// period; in a large cluster that garbage alone pushed the agent's peak RSS
+// past its memory target (docs/performance.md). So a check first asks
+// ovs-vswitchd how many flows of the current round each of our tables holds
+// (OFPMP_AGGREGATE: one 24-byte answer per table) and dumps only when a
+// count differs from what the client keeps there. What that misses, as long
+// as it lasts: a flow of ours deleted while, in the same table, one more
+// flow with our round's cookie appears: one the client adds between its
+// snapshot and ovs-vswitchd's answer (the next check sees the deletion), or
+// a flow of our round the client does not know of (added by hand with our
+// cookie, or left by a bundle whose commit reply was lost: such an extra
+// flow also makes every check dump, which shows in its cost, not in its
+// result).
 
 // flowCounts gathers OFPMP_AGGREGATE replies by xid. Its zero value is
 // ready to use.

@@ -45,8 +45,8 @@ type flowStatsCollector struct {
 
 // flowStatsDump is what has arrived for the requests of one dump: the IDs
 // of the flows only. Each part is reduced to IDs as it arrives, so that a
-// dump of thousands of flows never holds their decoded form (about 20 MB
-// at 5000 flows) at once.
+// dump of thousands of flows never holds their decoded form (many
+// megabytes in a large cluster, see docs/performance.md) at once.
 type flowStatsDump struct {
 	mu  sync.Mutex
 	ids []flowID
