@@ -2,6 +2,7 @@ package route
 
 import (
 	"context"
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -16,7 +17,7 @@ func TestWatchLinkUpRepairsRoutesAfterFlap(t *testing.T) {
 	n := newWatchNS(t)
 	n.addGatewayLink(t, "10.222.1.1/24")
 	c := NewClient(n.namespace(), testGateway)
-	dst, gw := mustCIDR(t, "10.222.2.0/24"), net.ParseIP("10.222.2.1").To4()
+	dst, gw := testsupport.MustCIDR("10.222.2.0/24"), net.ParseIP("10.222.2.1").To4()
 	if err := c.EnsureRoute(dst, gw); err != nil {
 		t.Fatal(err)
 	}

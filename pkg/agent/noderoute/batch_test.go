@@ -3,6 +3,7 @@ package noderoute
 import (
 	"errors"
 	"fmt"
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"strings"
 	"testing"
 	"time"
@@ -84,7 +85,7 @@ func TestBatchWithAFailingNode(t *testing.T) {
 	}
 	ctrl.mu.Lock()
 	defer ctrl.mu.Unlock()
-	if owner, _, ok := ctrl.claims.overlapping(mustCIDR("10.128.5.0/24"), ""); !ok || owner != "bench-5" {
+	if owner, _, ok := ctrl.claims.overlapping(testsupport.MustCIDR("10.128.5.0/24"), ""); !ok || owner != "bench-5" {
 		t.Errorf("claim of 10.128.5.0/24 = %q %v, want bench-5's", owner, ok)
 	}
 }
@@ -158,7 +159,7 @@ func TestBlockedFailingNodeIsNotHotLooped(t *testing.T) {
 	})
 	env.eventually(t, []string{"a-first:10.128.0.1", "b-later:fd00:2::1"}, []string{"10.128.0.0/24 via 10.128.0.1", "fd00:2::/64 via fd00:2::1"})
 	// b-later's IPv6 route is gone, and cannot be added back.
-	if err := env.routes.DeleteRoute(mustCIDR("fd00:2::/64")); err != nil {
+	if err := env.routes.DeleteRoute(testsupport.MustCIDR("fd00:2::/64")); err != nil {
 		t.Fatal(err)
 	}
 	env.routes.SetError("fd00:2::/64", errors.New("injected: foreign route in the way"))

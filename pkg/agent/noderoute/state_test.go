@@ -2,6 +2,7 @@ package noderoute
 
 import (
 	"errors"
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"net"
 	"reflect"
 	"sync/atomic"
@@ -20,7 +21,7 @@ import (
 
 func TestStateAndStatsOfSeedCluster(t *testing.T) {
 	rec := &recorder{}
-	env := startWith(t, seedNodes(), rec)
+	env := startWith(t, testsupport.ClusterNodeObjects(), rec)
 	st := env.ctrl.State()
 	want := apiserver.ControllerState{
 		LocalNode:     "worker1",
@@ -125,7 +126,7 @@ func (r *blockingRoutes) EnsureRoute(dst *net.IPNet, gw net.IP) error {
 // and show the state from before that batch.
 func TestStateAndStatsDoNotWaitForABlockedSync(t *testing.T) {
 	var objs []runtime.Object
-	for _, n := range seedNodes() {
+	for _, n := range testsupport.ClusterNodeObjects() {
 		objs = append(objs, n)
 	}
 	client := fake.NewSimpleClientset(objs...)

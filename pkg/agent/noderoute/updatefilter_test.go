@@ -2,6 +2,7 @@ package noderoute
 
 import (
 	"context"
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"sync"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func TestRoutingFieldsChanged(t *testing.T) {
 // the CIDR change: the queue would fold one Node's keys into one sync.
 func TestStatusUpdatesCauseNoSync(t *testing.T) {
 	counter := &syncCounter{}
-	env := startWith(t, seedNodes(), counter)
+	env := startWith(t, testsupport.ClusterNodeObjects(), counter)
 	ctx := context.Background()
 	// The informer's initial adds are still queued after the first full
 	// sync: let them be processed first.
