@@ -103,18 +103,18 @@ func TestFakeErrorInjection(t *testing.T) {
 	gw := net.ParseIP("10.222.2.1")
 	boom := errors.New("boom")
 
-	f.FailNext(boom)
+	f.InjectNext(boom)
 	if err := f.EnsureRoute(dst, gw); !errors.Is(err, boom) {
-		t.Fatalf("EnsureRoute after FailNext = %v, want boom", err)
+		t.Fatalf("EnsureRoute after InjectNext = %v, want boom", err)
 	}
 	if len(f.Routes()) != 0 {
 		t.Fatal("a failed EnsureRoute had an effect")
 	}
 	if err := f.EnsureRoute(dst, gw); err != nil {
-		t.Fatalf("FailNext fired twice: %v", err)
+		t.Fatalf("InjectNext fired twice: %v", err)
 	}
 
-	f.SetError("10.222.2.0/24", ErrForeignRoute)
+	f.Inject("10.222.2.0/24", ErrForeignRoute)
 	if err := f.EnsureRoute(dst, gw); !errors.Is(err, ErrForeignRoute) {
 		t.Fatalf("EnsureRoute = %v, want ErrForeignRoute", err)
 	}
@@ -122,16 +122,16 @@ func TestFakeErrorInjection(t *testing.T) {
 		t.Fatalf("DeleteRoute = %v, want ErrForeignRoute", err)
 	}
 	if err := f.EnsureRoute(testsupport.MustCIDR("10.222.3.0/24"), net.ParseIP("10.222.3.1")); err != nil {
-		t.Fatalf("SetError leaked to another destination: %v", err)
+		t.Fatalf("Inject leaked to another destination: %v", err)
 	}
-	f.SetError("10.222.2.0/24", nil)
+	f.Inject("10.222.2.0/24", nil)
 	if err := f.DeleteRoute(dst); err != nil {
 		t.Fatalf("DeleteRoute after clearing the error: %v", err)
 	}
 
-	f.FailNext(boom)
+	f.InjectNext(boom)
 	if _, err := f.ListRoutes(); !errors.Is(err, boom) {
-		t.Fatalf("ListRoutes after FailNext = %v, want boom", err)
+		t.Fatalf("ListRoutes after InjectNext = %v, want boom", err)
 	}
 	if got := routeStrings(f.Routes()); got != "10.222.3.0/24 via 10.222.3.1" {
 		t.Fatalf("Routes() = %s", got)

@@ -64,7 +64,7 @@ func TestFullSyncIsOneFlowBatchThenRoutes(t *testing.T) {
 // retried alone and its claim does not block a later Node.
 func TestBatchWithAFailingNode(t *testing.T) {
 	routes := route.NewFake()
-	routes.SetError("10.128.5.0/24", errors.New("injected netlink failure"))
+	routes.Inject("10.128.5.0/24", errors.New("injected netlink failure"))
 	ctrl, _ := runLogged(t, routes, manyNodes(20)...)
 	if got := len(routes.Routes()); got != 19 {
 		t.Fatalf("%d routes after the full sync, want 19 (all but bench-5's)", got)
@@ -76,7 +76,7 @@ func TestBatchWithAFailingNode(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	routes.SetError("10.128.5.0/24", nil)
+	routes.Inject("10.128.5.0/24", nil)
 	for len(routes.Routes()) != 20 {
 		if time.Now().After(deadline.Add(5 * time.Second)) {
 			t.Fatalf("bench-5's route not installed after the failure cleared: %d routes", len(routes.Routes()))
@@ -162,7 +162,7 @@ func TestBlockedFailingNodeIsNotHotLooped(t *testing.T) {
 	if err := env.routes.DeleteRoute(testsupport.MustCIDR("fd00:2::/64")); err != nil {
 		t.Fatal(err)
 	}
-	env.routes.SetError("fd00:2::/64", errors.New("injected: foreign route in the way"))
+	env.routes.Inject("fd00:2::/64", errors.New("injected: foreign route in the way"))
 	env.ctrl.mu.Lock()
 	delete(env.ctrl.installed, "b-later") // so that its sync adds the route again
 	env.ctrl.mu.Unlock()

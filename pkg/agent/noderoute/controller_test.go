@@ -289,7 +289,7 @@ func TestReconcileRestoresDeletedRoute(t *testing.T) {
 // A failing data plane is retried through the rate-limited queue.
 func TestFailedSyncIsRetried(t *testing.T) {
 	env := start(t, testsupport.ClusterNodeObjects())
-	env.routes.SetError("10.222.3.0/24", errors.New("injected netlink failure"))
+	env.routes.Inject("10.222.3.0/24", errors.New("injected netlink failure"))
 	if _, err := env.client.CoreV1().Nodes().Create(ctx, node("worker3", "10.222.3.0/24"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func TestFailedSyncIsRetried(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	env.routes.SetError("10.222.3.0/24", nil)
+	env.routes.Inject("10.222.3.0/24", nil)
 	env.eventually(t,
 		[]string{"master:10.222.0.1", "worker2:10.222.2.1", "worker3:10.222.3.1"},
 		[]string{"10.222.0.0/24 via 10.222.0.1", "10.222.2.0/24 via 10.222.2.1", "10.222.3.0/24 via 10.222.3.1"})

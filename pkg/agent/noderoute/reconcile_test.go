@@ -20,11 +20,11 @@ func TestRequestRouteReconcile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	env.routes.SetError("10.222.0.0/24", errors.New("injected: a foreign route is in the way"))
+	env.routes.Inject("10.222.0.0/24", errors.New("injected: a foreign route is in the way"))
 	env.ctrl.RequestRouteReconcile()
 	env.eventually(t, []string{"master:10.222.0.1", "worker2:10.222.2.1"}, all[1:])
 
-	env.routes.SetError("10.222.0.0/24", nil)
+	env.routes.Inject("10.222.0.0/24", nil)
 	env.ctrl.RequestRouteReconcile()
 	env.eventually(t, []string{"master:10.222.0.1", "worker2:10.222.2.1"}, all)
 }

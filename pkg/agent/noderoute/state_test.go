@@ -87,7 +87,7 @@ func TestStateShowsIgnoredCIDRsAndPendingSyncs(t *testing.T) {
 
 	// A Node whose route cannot be installed is desired, not installed,
 	// and its failures are counted as route errors.
-	env.routes.SetError("10.222.3.0/24", errors.New("injected netlink failure"))
+	env.routes.Inject("10.222.3.0/24", errors.New("injected netlink failure"))
 	if _, err := env.client.CoreV1().Nodes().Create(ctx, node("worker3", "10.222.3.0/24"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
