@@ -2,10 +2,11 @@ package route
 
 import (
 	"bytes"
-	"github.com/noderoute/noderoute/internal/faults"
 	"net"
 	"slices"
 	"sync"
+
+	"github.com/noderoute/noderoute/internal/faults"
 )
 
 // Fake is an in-memory Interface for controller unit tests. The zero value

@@ -3,11 +3,12 @@ package route
 import (
 	"errors"
 	"fmt"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"net"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 // routeStrings renders routes as "dst via gw" for compact comparisons.

@@ -2,12 +2,13 @@ package route
 
 import (
 	"context"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 // A gateway interface set down loses its IPv4 routes without a route

@@ -3,7 +3,6 @@ package route
 import (
 	"context"
 	"errors"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 // netAdminChildEnv makes TestNetAdminOnlyChild run: it is the child

@@ -3,7 +3,6 @@ package route
 import (
 	"errors"
 	"fmt"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 const testGateway = "antrea-gw0"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 // newWatchNS is newTestNS, except that a missing prerequisite fails the

@@ -23,7 +23,6 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"io"
 	"net"
 	"os"
@@ -42,6 +41,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/pkg/agent/config"
 	"github.com/noderoute/noderoute/test/framework/localapi"
 )

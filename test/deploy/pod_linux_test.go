@@ -40,7 +40,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"io"
 	"net"
 	"net/http"
@@ -60,6 +59,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/test/framework/localapi"
 )
 

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"net"
 	"os"
 	"sort"
@@ -18,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 var (

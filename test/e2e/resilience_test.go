@@ -9,7 +9,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"net"
 	"strings"
 	"sync"
@@ -20,6 +19,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 // agentIDs identifies every node's running agent (see Provider.AgentID).

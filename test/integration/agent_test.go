@@ -8,7 +8,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"os"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/test/framework/nodesim"
 )
 

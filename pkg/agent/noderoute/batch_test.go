@@ -3,7 +3,6 @@ package noderoute
 import (
 	"errors"
 	"fmt"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 	"github.com/noderoute/noderoute/pkg/route"
 )

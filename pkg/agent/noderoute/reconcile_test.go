@@ -2,9 +2,10 @@ package noderoute
 
 import (
 	"errors"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"testing"
 	"time"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 // A route deleted behind the controller's back comes back on request, long

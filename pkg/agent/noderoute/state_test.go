@@ -2,7 +2,6 @@ package noderoute
 
 import (
 	"errors"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"net"
 	"reflect"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/pkg/agent/apiserver"
 	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 	"github.com/noderoute/noderoute/pkg/route"

@@ -2,9 +2,10 @@ package noderoute
 
 import (
 	"fmt"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"net"
 	"testing"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 func subnets(cidrs ...string) []podSubnet {

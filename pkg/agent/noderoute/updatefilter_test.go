@@ -2,7 +2,6 @@ package noderoute
 
 import (
 	"context"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 // syncCounter counts node syncs.

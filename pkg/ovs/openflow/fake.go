@@ -1,10 +1,11 @@
 package openflow
 
 import (
-	"github.com/noderoute/noderoute/internal/faults"
 	"net"
 	"sort"
 	"sync"
+
+	"github.com/noderoute/noderoute/internal/faults"
 )
 
 // Fake is an in-memory Client for unit tests. It records the flows a real

@@ -3,9 +3,9 @@ package ovsconfig
 import (
 	"context"
 	"fmt"
-	"github.com/noderoute/noderoute/internal/faults"
 	"sync"
 
+	"github.com/noderoute/noderoute/internal/faults"
 	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 )
 

@@ -3,11 +3,12 @@ package localapi
 import (
 	"bufio"
 	"fmt"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 func resolveBinDir(t testing.TB, dir string) string {

@@ -8,7 +8,6 @@ package nodesim
 
 import (
 	"context"
-	"github.com/noderoute/noderoute/internal/testsupport"
 	"net"
 	"sync"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/util/watchlist"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/pkg/agent"
 	"github.com/noderoute/noderoute/pkg/agent/config"
 	"github.com/noderoute/noderoute/pkg/agent/noderoute"
