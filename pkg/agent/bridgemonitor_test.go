@@ -98,7 +98,7 @@ func TestBridgeMonitorCheck(t *testing.T) {
 	}
 
 	boom := errors.New("ovsdb down")
-	f.EnsureBridgeErr = boom
+	f.Inject("EnsureBridge", boom)
 	if _, err := m.check(ctx); !errors.Is(err, boom) {
 		t.Fatalf("check with failing EnsureBridge: got %v, want it wrapped", err)
 	}
@@ -133,7 +133,7 @@ func TestBridgeMonitorRun(t *testing.T) {
 	}
 	waitCalls(3)
 	f.Lock()
-	f.EnsureBridgeErr = errors.New("ovsdb down")
+	f.Inject("EnsureBridge", errors.New("ovsdb down"))
 	f.Unlock()
 	gw.recreate(8)
 	f.Lock()
@@ -146,7 +146,7 @@ func TestBridgeMonitorRun(t *testing.T) {
 	default:
 	}
 	f.Lock()
-	f.EnsureBridgeErr = nil
+	f.Inject("EnsureBridge", nil)
 	f.Unlock()
 	select {
 	case <-restores:

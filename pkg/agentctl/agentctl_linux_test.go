@@ -40,7 +40,7 @@ type node struct {
 
 func setUp(t *testing.T) *node {
 	t.Helper()
-	return setUpWith(t, nodesim.SeedNodes())
+	return setUpWith(t, nodesim.ClusterNodes())
 }
 
 // setUpWith is setUp for other Nodes (worker1 among them).
@@ -238,7 +238,7 @@ func TestAgentctlAgainstRealBridge(t *testing.T) {
 // maps the NDP responders (table 21) to their Nodes, counts them, and check
 // finds one deleted by hand.
 func TestAgentctlDualStackAgainstRealBridge(t *testing.T) {
-	n := setUpWith(t, nodesim.DualStackNodes())
+	n := setUpWith(t, nodesim.DualStackClusterNodes())
 	n.run()
 	g := gauges(t, n.metrics+"/metrics")
 	for name, want := range map[string]float64{
@@ -297,7 +297,7 @@ func TestAgentctlDualStackAgainstRealBridge(t *testing.T) {
 // for worker2's gateways, then the priority-190 NORMAL, the priority-0 drop
 // and a missing responder flow named, with the agent and without it.
 func TestTraceAgainstRealBridge(t *testing.T) {
-	n := setUpWith(t, nodesim.DualStackNodes())
+	n := setUpWith(t, nodesim.DualStackClusterNodes())
 	n.run()
 	// Table 20 is testdata/seed-table20.txt (the IPv6 flows are in tables
 	// 21 and 22).

@@ -5,19 +5,26 @@ import (
 	"net"
 	"slices"
 	"sync"
+
+	"github.com/noderoute/noderoute/internal/faults"
 )
 
 // Fake is an in-memory Interface for controller unit tests. The zero value
 // is ready to use and it is safe for concurrent use. It validates its
 // arguments like the netlink Client, so a controller test fails on input the
 // kernel would reject; it never holds foreign routes (inject
-// ErrForeignRoute with SetError to simulate one).
+// ErrForeignRoute for a destination to simulate one).
+//
+// Inject(op, err) makes the calls of op fail with err, without effect; op
+// is "EnsureRoute", "DeleteRoute", "ListRoutes", faults.Any, or a
+// destination in the form of net.IPNet.String (e.g. "10.222.2.0/24"),
+// which fails EnsureRoute and DeleteRoute for it. InjectNext(err) fails the
+// next call, whatever its method and destination.
 type Fake struct {
-	mu       sync.Mutex
-	routes   map[string]Route // keyed by Dst.String()
-	errs     map[string]error // keyed by Dst.String()
-	failNext error
-	calls    FakeCalls
+	faults.Set
+	mu     sync.Mutex
+	routes map[string]Route // keyed by Dst.String()
+	calls  FakeCalls
 }
 
 // FakeCalls counts the Interface calls a Fake received, including failed
@@ -45,7 +52,7 @@ func (f *Fake) EnsureRoute(dst *net.IPNet, gw net.IP) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls.Ensure++
-	if err := f.injected(dst); err != nil {
+	if err := f.Injected("EnsureRoute", dst.String()); err != nil {
 		return err
 	}
 	return f.putLocked(dst, gw)
@@ -56,7 +63,7 @@ func (f *Fake) DeleteRoute(dst *net.IPNet) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls.Delete++
-	if err := f.injected(dst); err != nil {
+	if err := f.Injected("DeleteRoute", dst.String()); err != nil {
 		return err
 	}
 	d, err := canonicalDst(dst)
@@ -72,7 +79,7 @@ func (f *Fake) ListRoutes() ([]Route, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls.List++
-	if err := f.injected(nil); err != nil {
+	if err := f.Injected("ListRoutes"); err != nil {
 		return nil, err
 	}
 	return f.sortedLocked(), nil
@@ -87,49 +94,11 @@ func (f *Fake) Routes() []Route {
 	return f.sortedLocked()
 }
 
-// SetError makes EnsureRoute and DeleteRoute for the destination dst (in
-// the form of net.IPNet.String, e.g. "10.222.2.0/24") return err, without
-// effect, until SetError is called again with a nil err.
-func (f *Fake) SetError(dst string, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err == nil {
-		delete(f.errs, dst)
-		return
-	}
-	if f.errs == nil {
-		f.errs = map[string]error{}
-	}
-	f.errs[dst] = err
-}
-
-// FailNext makes the next Interface call, whatever its method and
-// destination, return err without effect. It takes precedence over
-// SetError.
-func (f *Fake) FailNext(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failNext = err
-}
-
 // Calls returns how many times each Interface method was called.
 func (f *Fake) Calls() FakeCalls {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls
-}
-
-// injected returns the error a call for dst (nil for ListRoutes) must fail
-// with, consuming a FailNext error.
-func (f *Fake) injected(dst *net.IPNet) error {
-	if err := f.failNext; err != nil {
-		f.failNext = nil
-		return err
-	}
-	if dst != nil {
-		return f.errs[dst.String()]
-	}
-	return nil
 }
 
 func (f *Fake) put(dst *net.IPNet, gw net.IP) error {

@@ -7,16 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-)
 
-func mustCIDR(t testing.TB, s string) *net.IPNet {
-	t.Helper()
-	_, n, err := net.ParseCIDR(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
+	"github.com/noderoute/noderoute/internal/testsupport"
+)
 
 // routeStrings renders routes as "dst via gw" for compact comparisons.
 func routeStrings(routes []Route) string {
@@ -31,7 +24,7 @@ func routeStrings(routes []Route) string {
 }
 
 func TestFakeEnsureDeleteList(t *testing.T) {
-	f := NewFake(Route{Dst: mustCIDR(t, "10.222.9.0/24"), Gateway: net.ParseIP("10.222.9.1")})
+	f := NewFake(Route{Dst: testsupport.MustCIDR("10.222.9.0/24"), Gateway: net.ParseIP("10.222.9.1")})
 
 	for _, r := range []struct{ dst, gw string }{
 		{"fd00:10:222:2::/64", "fd00:10:222:2::1"},
@@ -40,7 +33,7 @@ func TestFakeEnsureDeleteList(t *testing.T) {
 		{"10.222.2.0/24", "10.222.2.1"},   // idempotent
 		{"10.222.9.0/24", "10.222.9.254"}, // replaces
 	} {
-		if err := f.EnsureRoute(mustCIDR(t, r.dst), net.ParseIP(r.gw)); err != nil {
+		if err := f.EnsureRoute(testsupport.MustCIDR(r.dst), net.ParseIP(r.gw)); err != nil {
 			t.Fatalf("EnsureRoute(%s, %s): %v", r.dst, r.gw, err)
 		}
 	}
@@ -49,10 +42,10 @@ func TestFakeEnsureDeleteList(t *testing.T) {
 		t.Fatalf("Routes() = %s\nwant %s", got, want)
 	}
 
-	if err := f.DeleteRoute(mustCIDR(t, "10.222.9.0/24")); err != nil {
+	if err := f.DeleteRoute(testsupport.MustCIDR("10.222.9.0/24")); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.DeleteRoute(mustCIDR(t, "10.99.0.0/24")); err != nil {
+	if err := f.DeleteRoute(testsupport.MustCIDR("10.99.0.0/24")); err != nil {
 		t.Fatalf("DeleteRoute of a missing route: %v", err)
 	}
 	listed, err := f.ListRoutes()
@@ -91,10 +84,10 @@ func TestFakeRejectsInvalidRoutes(t *testing.T) {
 		gw   net.IP
 	}{
 		{"nil dst", nil, net.ParseIP("10.0.0.1")},
-		{"nil gateway", mustCIDR(t, "10.0.0.0/24"), nil},
+		{"nil gateway", testsupport.MustCIDR("10.0.0.0/24"), nil},
 		{"host bits", &net.IPNet{IP: net.ParseIP("10.0.0.1"), Mask: net.CIDRMask(24, 32)}, net.ParseIP("10.0.0.1")},
-		{"v6 gateway for v4 dst", mustCIDR(t, "10.0.0.0/24"), net.ParseIP("fd00::1")},
-		{"v4 gateway for v6 dst", mustCIDR(t, "fd00::/64"), net.ParseIP("10.0.0.1")},
+		{"v6 gateway for v4 dst", testsupport.MustCIDR("10.0.0.0/24"), net.ParseIP("fd00::1")},
+		{"v4 gateway for v6 dst", testsupport.MustCIDR("fd00::/64"), net.ParseIP("10.0.0.1")},
 	} {
 		if err := f.EnsureRoute(tc.dst, tc.gw); err == nil {
 			t.Errorf("%s: EnsureRoute succeeded, want an error", tc.name)
@@ -107,39 +100,39 @@ func TestFakeRejectsInvalidRoutes(t *testing.T) {
 
 func TestFakeErrorInjection(t *testing.T) {
 	f := NewFake()
-	dst := mustCIDR(t, "10.222.2.0/24")
+	dst := testsupport.MustCIDR("10.222.2.0/24")
 	gw := net.ParseIP("10.222.2.1")
 	boom := errors.New("boom")
 
-	f.FailNext(boom)
+	f.InjectNext(boom)
 	if err := f.EnsureRoute(dst, gw); !errors.Is(err, boom) {
-		t.Fatalf("EnsureRoute after FailNext = %v, want boom", err)
+		t.Fatalf("EnsureRoute after InjectNext = %v, want boom", err)
 	}
 	if len(f.Routes()) != 0 {
 		t.Fatal("a failed EnsureRoute had an effect")
 	}
 	if err := f.EnsureRoute(dst, gw); err != nil {
-		t.Fatalf("FailNext fired twice: %v", err)
+		t.Fatalf("InjectNext fired twice: %v", err)
 	}
 
-	f.SetError("10.222.2.0/24", ErrForeignRoute)
+	f.Inject("10.222.2.0/24", ErrForeignRoute)
 	if err := f.EnsureRoute(dst, gw); !errors.Is(err, ErrForeignRoute) {
 		t.Fatalf("EnsureRoute = %v, want ErrForeignRoute", err)
 	}
 	if err := f.DeleteRoute(dst); !errors.Is(err, ErrForeignRoute) {
 		t.Fatalf("DeleteRoute = %v, want ErrForeignRoute", err)
 	}
-	if err := f.EnsureRoute(mustCIDR(t, "10.222.3.0/24"), net.ParseIP("10.222.3.1")); err != nil {
-		t.Fatalf("SetError leaked to another destination: %v", err)
+	if err := f.EnsureRoute(testsupport.MustCIDR("10.222.3.0/24"), net.ParseIP("10.222.3.1")); err != nil {
+		t.Fatalf("Inject leaked to another destination: %v", err)
 	}
-	f.SetError("10.222.2.0/24", nil)
+	f.Inject("10.222.2.0/24", nil)
 	if err := f.DeleteRoute(dst); err != nil {
 		t.Fatalf("DeleteRoute after clearing the error: %v", err)
 	}
 
-	f.FailNext(boom)
+	f.InjectNext(boom)
 	if _, err := f.ListRoutes(); !errors.Is(err, boom) {
-		t.Fatalf("ListRoutes after FailNext = %v, want boom", err)
+		t.Fatalf("ListRoutes after InjectNext = %v, want boom", err)
 	}
 	if got := routeStrings(f.Routes()); got != "10.222.3.0/24 via 10.222.3.1" {
 		t.Fatalf("Routes() = %s", got)
@@ -151,8 +144,8 @@ func TestFakeConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Go(func() {
-			// Not mustCIDR: t.Fatal must not be called off the
-			// test goroutine.
+			// Built by hand, not parsed: this runs off the test
+			// goroutine, where a failed parse could not fail the test.
 			dst := &net.IPNet{IP: net.IPv4(10, 222, byte(i), 0), Mask: net.CIDRMask(24, 32)}
 			gw := net.IPv4(10, 222, byte(i), 1)
 			if err := f.EnsureRoute(dst, gw); err != nil {

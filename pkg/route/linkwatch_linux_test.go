@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 // A gateway interface set down loses its IPv4 routes without a route
@@ -16,7 +18,7 @@ func TestWatchLinkUpRepairsRoutesAfterFlap(t *testing.T) {
 	n := newWatchNS(t)
 	n.addGatewayLink(t, "10.222.1.1/24")
 	c := NewClient(n.namespace(), testGateway)
-	dst, gw := mustCIDR(t, "10.222.2.0/24"), net.ParseIP("10.222.2.1").To4()
+	dst, gw := testsupport.MustCIDR("10.222.2.0/24"), net.ParseIP("10.222.2.1").To4()
 	if err := c.EnsureRoute(dst, gw); err != nil {
 		t.Fatal(err)
 	}

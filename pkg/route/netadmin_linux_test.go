@@ -14,6 +14,8 @@ import (
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 // netAdminChildEnv makes TestNetAdminOnlyChild run: it is the child
@@ -35,10 +37,7 @@ var netAdminOnly = []string{"setpriv", "--bounding-set=-all,+net_admin", "--inh-
 func TestWatchersNeedOnlyNetAdmin(t *testing.T) {
 	n := newWatchNS(t)
 	if _, err := exec.LookPath("setpriv"); err != nil {
-		if os.Getenv(requireIntegrationEnv) == "1" {
-			t.Fatalf("needs util-linux's setpriv (%s=1, so this is a failure)", requireIntegrationEnv)
-		}
-		t.Skip("needs util-linux's setpriv")
+		testsupport.SkipOrFatal(t, "needs util-linux's setpriv")
 	}
 	n.addGatewayLink(t, "10.222.1.1/24")
 	args := append([]string{"netns", "exec", n.name}, netAdminOnly...)
@@ -97,7 +96,7 @@ func TestNetAdminOnlyChild(t *testing.T) {
 	}
 	defer cur.Close()
 	c := NewClient(cur, testGateway)
-	dst, gw := mustCIDR(t, "10.222.2.0/24"), net.ParseIP("10.222.2.1").To4()
+	dst, gw := testsupport.MustCIDR("10.222.2.0/24"), net.ParseIP("10.222.2.1").To4()
 	if err := c.EnsureRoute(dst, gw); err != nil {
 		t.Fatalf("EnsureRoute with NET_ADMIN: %v", err)
 	}

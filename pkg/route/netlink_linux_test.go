@@ -16,11 +16,11 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 const testGateway = "antrea-gw0"
-
-var nsCounter atomic.Int32
 
 // testNS is a fresh named network namespace with a netlink handle in it.
 // Named, so that `ip netns exec` can look at what the code under test did.
@@ -41,14 +41,15 @@ func newTestNS(t *testing.T) *testNS {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("integration test needs iproute2's ip to check the kernel's view")
 	}
-	name := fmt.Sprintf("noderoute-test-%d-%d", os.Getpid(), nsCounter.Add(1))
-	ns := newNamedNS(t, name)
-	t.Cleanup(func() {
-		ns.Close()
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("delete netns %s: %v", name, err)
-		}
-	})
+	tns := testsupport.NewNetNS(t, "noderoute-test-")
+	name := tns.Name
+	ns, err := tns.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closed before the namespace is deleted (cleanups run last-in
+	// first-out).
+	t.Cleanup(func() { ns.Close() })
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		t.Fatalf("netlink handle in netns %s: %v", name, err)
@@ -61,31 +62,6 @@ func newTestNS(t *testing.T) *testNS {
 // clean-up closes the handles.
 func (n *testNS) namespace() *Namespace {
 	return &Namespace{handle: n.handle, ns: n.ns, what: n.name}
-}
-
-// newNamedNS creates the namespace name. netns.NewNamed moves the calling
-// thread into it, so the goroutine is locked to its thread and moved back
-// before anything else can run on that thread.
-func newNamedNS(t *testing.T, name string) netns.NsHandle {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("get current netns: %v", err)
-	}
-	defer orig.Close()
-	ns, nsErr := netns.NewNamed(name)
-	if err := netns.Set(orig); err != nil {
-		// Stay locked: the runtime discards a thread still locked
-		// when its goroutine exits, so the wrong namespace dies with
-		// it instead of leaking into other goroutines.
-		t.Fatalf("switch back to the original netns: %v", err)
-	}
-	runtime.UnlockOSThread()
-	if nsErr != nil {
-		t.Fatalf("create netns %s: %v", name, nsErr)
-	}
-	return ns
 }
 
 // ip runs `ip netns exec <ns> ip args...` and returns its output with
@@ -166,14 +142,14 @@ func (n *testNS) deleteGatewayLink(t *testing.T) {
 
 func mustEnsure(t *testing.T, c Interface, dst, gw string) {
 	t.Helper()
-	if err := c.EnsureRoute(mustCIDR(t, dst), net.ParseIP(gw)); err != nil {
+	if err := c.EnsureRoute(testsupport.MustCIDR(dst), net.ParseIP(gw)); err != nil {
 		t.Fatalf("EnsureRoute(%s, %s): %v", dst, gw, err)
 	}
 }
 
 func mustDelete(t *testing.T, c Interface, dst string) {
 	t.Helper()
-	if err := c.DeleteRoute(mustCIDR(t, dst)); err != nil {
+	if err := c.DeleteRoute(testsupport.MustCIDR(dst)); err != nil {
 		t.Fatalf("DeleteRoute(%s): %v", dst, err)
 	}
 }
@@ -244,7 +220,7 @@ func TestClientRoutes(t *testing.T) {
 	// A foreign route to the same destination at the metric ours would
 	// take: EnsureRoute refuses to replace it, DeleteRoute leaves it.
 	n.ip(t, "route", "add", "10.98.0.0/24", "dev", testGateway, "proto", "static")
-	err = c.EnsureRoute(mustCIDR(t, "10.98.0.0/24"), net.ParseIP("10.98.0.1"))
+	err = c.EnsureRoute(testsupport.MustCIDR("10.98.0.0/24"), net.ParseIP("10.98.0.1"))
 	if !errors.Is(err, ErrForeignRoute) {
 		t.Fatalf("EnsureRoute over a foreign route = %v, want ErrForeignRoute", err)
 	}
@@ -300,7 +276,7 @@ func TestClientGatewayRecreated(t *testing.T) {
 	n := newTestNS(t)
 	c := NewClient(n.namespace(), testGateway)
 
-	err := c.EnsureRoute(mustCIDR(t, "10.222.0.0/24"), net.ParseIP("10.222.0.1"))
+	err := c.EnsureRoute(testsupport.MustCIDR("10.222.0.0/24"), net.ParseIP("10.222.0.1"))
 	if err == nil || !strings.Contains(err.Error(), testGateway) {
 		t.Fatalf("EnsureRoute without the gateway interface = %v, want an error naming %s", err, testGateway)
 	}
@@ -363,8 +339,8 @@ func TestCurrentNamespace(t *testing.T) {
 		}
 		defer cur.Close()
 		c := NewClient(cur, testGateway)
-		// Not mustCIDR: t.Fatal must not be called off the test
-		// goroutine.
+		// Built by hand, not parsed: this runs off the test
+		// goroutine, where a failed parse could not fail the test.
 		dst := &net.IPNet{IP: net.IPv4(10, 222, 2, 0).To4(), Mask: net.CIDRMask(24, 32)}
 		if err := c.EnsureRoute(dst, net.ParseIP("10.222.2.1")); err != nil {
 			errc <- err

@@ -18,24 +18,21 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
-// requireIntegrationEnv turns the skips of the namespace tests below into
-// failures, as ovstest.RequireEnv does for the OVS tests (not imported, to
-// keep this package's tests free of OVS).
-const requireIntegrationEnv = "NODEROUTE_REQUIRE_INTEGRATION"
-
 // newWatchNS is newTestNS, except that a missing prerequisite fails the
-// test when requireIntegrationEnv=1 instead of skipping it. -short still
-// skips: it asks for unit tests only.
+// test when testsupport.RequireIntegrationEnv=1 instead of skipping it.
+// -short still skips: it asks for unit tests only.
 func newWatchNS(t *testing.T) *testNS {
 	t.Helper()
-	if !testing.Short() && os.Getenv(requireIntegrationEnv) == "1" {
+	if !testing.Short() && testsupport.IntegrationRequired() {
 		if os.Geteuid() != 0 {
-			t.Fatalf("integration test needs root (%s=1, so this is a failure)", requireIntegrationEnv)
+			t.Fatalf("integration test needs root (%s=1, so this is a failure)", testsupport.RequireIntegrationEnv)
 		}
 		if _, err := exec.LookPath("ip"); err != nil {
-			t.Fatalf("integration test needs iproute2's ip (%s=1, so this is a failure)", requireIntegrationEnv)
+			t.Fatalf("integration test needs iproute2's ip (%s=1, so this is a failure)", testsupport.RequireIntegrationEnv)
 		}
 	}
 	return newTestNS(t)
@@ -163,7 +160,7 @@ func startWatch(t *testing.T, w *routeWatcher, ns *netns.NsHandle) (stop func())
 }
 
 func TestConcernsUs(t *testing.T) {
-	dst := mustCIDR(t, "10.222.2.0/24")
+	dst := testsupport.MustCIDR("10.222.2.0/24")
 	route := func(typ uint16, flags uint16, proto netlink.RouteProtocol, table int) *netlink.RouteUpdate {
 		return &netlink.RouteUpdate{Type: typ, NlFlags: flags, Route: netlink.Route{Dst: dst, Protocol: proto, Table: table}}
 	}
@@ -614,9 +611,9 @@ func TestWatchRoutesRepair(t *testing.T) {
 	n.addGatewayLink(t, "10.222.1.1/24")
 	c := NewClient(n.namespace(), testGateway)
 	wanted := []Route{
-		{Dst: mustCIDR(t, "10.222.2.0/24"), Gateway: net.ParseIP("10.222.2.1").To4()},
-		{Dst: mustCIDR(t, "10.222.3.0/24"), Gateway: net.ParseIP("10.222.3.1").To4()},
-		{Dst: mustCIDR(t, "fd00:10:222:2::/64"), Gateway: net.ParseIP("fd00:10:222:2::1")},
+		{Dst: testsupport.MustCIDR("10.222.2.0/24"), Gateway: net.ParseIP("10.222.2.1").To4()},
+		{Dst: testsupport.MustCIDR("10.222.3.0/24"), Gateway: net.ParseIP("10.222.3.1").To4()},
+		{Dst: testsupport.MustCIDR("fd00:10:222:2::/64"), Gateway: net.ParseIP("fd00:10:222:2::1")},
 	}
 	var (
 		errMu   sync.Mutex

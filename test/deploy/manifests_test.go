@@ -23,7 +23,6 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -32,7 +31,6 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,6 +41,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/pkg/agent/config"
 	"github.com/noderoute/noderoute/test/framework/localapi"
 )
@@ -62,20 +61,7 @@ const (
 // kustomizations are the directories `kubectl apply -k` accepts.
 var kustomizations = []string{"deploy", "deploy/base", "deploy/overlays/netdev", "deploy/overlays/kind-e2e"}
 
-// repoRoot is the repository root (two levels above this package).
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("repository root not found: %v", err)
-	}
-	return root
-}
-
-func repoPath(t testing.TB, rel string) string { return filepath.Join(repoRoot(t), rel) }
+func repoPath(t testing.TB, rel string) string { return filepath.Join(testsupport.RepoRoot(t), rel) }
 
 // objects is one set of manifests, decoded strictly (unknown fields fail).
 type objects struct {
@@ -159,18 +145,9 @@ func decode(t testing.TB, what string, data []byte) *objects {
 		}
 	}
 	if o.ServiceAccount == nil || o.ClusterRole == nil || o.ClusterRoleBinding == nil || o.ConfigMap == nil || o.DaemonSet == nil {
-		t.Fatalf("%s: want ServiceAccount, ClusterRole, ClusterRoleBinding, ConfigMap and DaemonSet, have %v", what, sortedKeys(o.Raw))
+		t.Fatalf("%s: want ServiceAccount, ClusterRole, ClusterRoleBinding, ConfigMap and DaemonSet, have %v", what, testsupport.SortedKeys(o.Raw))
 	}
 	return o
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func loadPlain(t testing.TB) *objects {
@@ -195,11 +172,7 @@ func kubectlBin(t testing.TB) string {
 	}
 	bin := filepath.Join(dir, "kubectl")
 	if _, err := os.Stat(bin); err != nil {
-		msg := fmt.Sprintf("kubectl not found (%v); run hack/build-k8s-binaries.sh", err)
-		if os.Getenv(localapi.EnvRequireIntegration) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testsupport.SkipOrFatal(t, "kubectl not found (%v); run hack/build-k8s-binaries.sh", err)
 	}
 	return bin
 }
@@ -209,7 +182,7 @@ func kubectlBin(t testing.TB) string {
 func kustomize(t testing.TB, dir string) []byte {
 	t.Helper()
 	cmd := exec.Command(kubectlBin(t), "kustomize", dir)
-	cmd.Dir = repoRoot(t)
+	cmd.Dir = testsupport.RepoRoot(t)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -260,7 +233,7 @@ func agentConfig(t *testing.T, cm *corev1.ConfigMap, key string) *config.Config 
 	t.Helper()
 	data, ok := cm.Data[key]
 	if !ok {
-		t.Fatalf("ConfigMap %s has no key %q (keys: %v)", cm.Name, key, sortedKeys(cm.Data))
+		t.Fatalf("ConfigMap %s has no key %q (keys: %v)", cm.Name, key, testsupport.SortedKeys(cm.Data))
 	}
 	path := filepath.Join(t.TempDir(), key)
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
@@ -357,7 +330,7 @@ func TestPlainManifest(t *testing.T) {
 // ovsDatapathType it must configure.
 func checkObjects(t *testing.T, o *objects, datapath string) {
 	t.Helper()
-	for _, key := range sortedKeys(o.Raw) {
+	for _, key := range testsupport.SortedKeys(o.Raw) {
 		meta := o.Raw[key]["metadata"].(map[string]any)
 		if meta["name"] != name {
 			t.Errorf("%s: name %v, want %s", key, meta["name"], name)
@@ -477,7 +450,7 @@ func checkObjects(t *testing.T, o *objects, datapath string) {
 	if err := yaml.Unmarshal([]byte(o.ConfigMap.Data[filepath.Base(cfgPath)]), &asMap); err != nil {
 		t.Fatal(err)
 	}
-	have := sortedKeys(asMap)
+	have := testsupport.SortedKeys(asMap)
 	// Every key but nodeName ($NODE_NAME) and kubeconfig (in-cluster), so
 	// that the file documents them all.
 	for _, k := range configKeys() {
@@ -593,13 +566,13 @@ func TestKustomizations(t *testing.T) {
 	plain := loadPlain(t)
 	for _, dir := range []string{"deploy", "deploy/base"} {
 		got := decode(t, dir, kustomize(t, dir))
-		for _, key := range sortedKeys(plain.Raw) {
+		for _, key := range testsupport.SortedKeys(plain.Raw) {
 			if !reflect.DeepEqual(got.Raw[key], plain.Raw[key]) {
 				t.Errorf("kubectl kustomize %s: %s differs from %s", dir, key, plainManifest)
 			}
 		}
 		if len(got.Raw) != len(plain.Raw) {
-			t.Errorf("kubectl kustomize %s: objects %v, want %v", dir, sortedKeys(got.Raw), sortedKeys(plain.Raw))
+			t.Errorf("kubectl kustomize %s: objects %v, want %v", dir, testsupport.SortedKeys(got.Raw), testsupport.SortedKeys(plain.Raw))
 		}
 	}
 

@@ -39,8 +39,6 @@ package deploy
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -50,7 +48,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,17 +56,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/test/framework/localapi"
 )
 
 // podNode is the Node the pod runs on; the others are its remote Nodes.
 const podNode = "worker1"
 
-var podNodes = map[string]string{"master": "10.222.0.0/24", "worker1": "10.222.1.0/24", "worker2": "10.222.2.0/24"}
+// podNodes are the three-Node cluster's Nodes and their pod CIDRs.
+var podNodes = testsupport.ClusterPodCIDRs()
 
 // imagePath is where the Dockerfile puts our binaries.
 const imagePath = "/usr/local/bin"
@@ -82,7 +80,8 @@ type pod struct {
 	api       *localapi.Cluster
 	spec      *corev1.PodSpec
 	configMap *corev1.ConfigMap
-	netns     string
+	ns        *testsupport.NetNS
+	netns     string // ns.Name, for commands
 	dir       string // scratch: node root, ConfigMap, token, overlays, logs
 	nodeRoot  string // hostPath P is nodeRoot+P
 	imageBin  string // mounted at /usr/local/bin
@@ -98,11 +97,7 @@ type pod struct {
 func testPod(t *testing.T, api *localapi.Cluster) {
 	for _, bin := range []string{"ip", "unshare", "setpriv", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl", "ovs-ofctl", "ovs-dpctl", "ovsdb-tool"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			msg := fmt.Sprintf("pod test needs %s (apt-get install openvswitch-switch iproute2 util-linux): %v", bin, err)
-			if os.Getenv(localapi.EnvRequireIntegration) == "1" {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
+			testsupport.SkipOrFatal(t, "pod test needs %s (apt-get install openvswitch-switch iproute2 util-linux): %v", bin, err)
 		}
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
@@ -302,7 +297,6 @@ func newPod(t *testing.T, api *localapi.Cluster, o *objects) *pod {
 		api:       api,
 		spec:      &o.DaemonSet.Spec.Template.Spec,
 		configMap: o.ConfigMap,
-		netns:     "nrt-dpl-" + randomHex(t, 4),
 		running:   map[string]*exec.Cmd{},
 		exited:    map[string]chan error{},
 	}
@@ -325,7 +319,7 @@ func newPod(t *testing.T, api *localapi.Cluster, o *objects) *pod {
 		"-ldflags", "-X github.com/noderoute/noderoute/pkg/version.Version="+testVersion+
 			" -X github.com/noderoute/noderoute/pkg/version.Commit=test",
 		"./cmd/noderoute-agent", "./cmd/agentctl")
-	build.Dir = repoRoot(t)
+	build.Dir = testsupport.RepoRoot(t)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -365,15 +359,11 @@ func newPod(t *testing.T, api *localapi.Cluster, o *objects) *pod {
 	}
 
 	// The node's network namespace, with the API server on 127.0.0.1.
-	if out, err := exec.Command("ip", "netns", "add", p.netns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		p.stopAll()
-		if out, err := exec.Command("ip", "netns", "delete", p.netns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns delete %s: %v\n%s", p.netns, err, out)
-		}
-	})
+	// Cleanups run last-in first-out: the processes stop before the
+	// namespace is deleted.
+	p.ns = testsupport.NewNetNS(t, "nrt-dpl-")
+	p.netns = p.ns.Name
+	t.Cleanup(p.stopAll)
 	p.ip("link", "set", "lo", "up")
 	p.proxyAPIServer()
 	p.http = &http.Client{
@@ -382,7 +372,7 @@ func newPod(t *testing.T, api *localapi.Cluster, o *objects) *pod {
 			DisableKeepAlives: true,
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				var c net.Conn
-				err := inNetNS(p.netns, func() error {
+				err := p.ns.Do(func() error {
 					var err error
 					c, err = (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
 					return err
@@ -819,7 +809,7 @@ func (p *pod) proxyAPIServer() {
 		p.t.Fatal(err)
 	}
 	var ln net.Listener
-	if err := inNetNS(p.netns, func() error {
+	if err := p.ns.Do(func() error {
 		var err error
 		ln, err = net.Listen("tcp", "127.0.0.1:0")
 		return err
@@ -848,48 +838,6 @@ func (p *pod) proxyAPIServer() {
 			}()
 		}
 	}()
-}
-
-// inNetNS runs f on an OS thread switched to the named network namespace;
-// sockets f creates stay in that namespace.
-func inNetNS(name string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			return
-		}
-		ferr := f()
-		if err := netns.Set(orig); err != nil {
-			// The thread stays locked, so it dies with this goroutine.
-			errc <- fmt.Errorf("restoring the network namespace: %w", err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
-func randomHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 var (
@@ -428,7 +430,7 @@ func TestAgentctlCheckFindsDrift(t *testing.T) {
 		t.Fatalf("agentctl check on a converged node: %v\n%s", err, out)
 	}
 	var dst, gw string
-	for _, d := range sortedKeys(state[node].Routes) {
+	for _, d := range testsupport.SortedKeys(state[node].Routes) {
 		dst, gw = d, state[node].Routes[d]
 		if strings.Contains(d, ":") {
 			break
@@ -493,13 +495,4 @@ func TestAgentctlCheckFindsDrift(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("%s: NDP responder for %s deleted by hand, restored by the agent, agentctl check clean %s later", node, target, time.Since(start).Round(time.Millisecond))
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -37,11 +37,6 @@ type localProvider struct {
 	layout localcluster.Layout
 }
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
 // newLocalProvider brings a cluster up (hack/local-cluster.sh up) with pod
 // CIDRs of the given IP family (ipv4, ipv6 or dual) and returns a cleanup
 // that tears it down unless keep is set.

@@ -19,6 +19,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 // agentIDs identifies every node's running agent (see Provider.AgentID).
@@ -236,15 +238,7 @@ const burstLabel = "noderoute-e2e-burst"
 // Pod CIDRs of the burst's Nodes: 10.128.0.0/24, 10.128.1.0/24, ...
 // (within 10.128.0.0/14 for up to 1024 Nodes) and fd00:e2e:b:<i>::/64,
 // away from the cluster's own (checked before creating anything).
-var burstRange4, burstRange6 = mustCIDR("10.128.0.0/14"), mustCIDR("fd00:e2e:b::/48")
-
-func mustCIDR(s string) *net.IPNet {
-	_, n, err := net.ParseCIDR(s)
-	if err != nil {
-		panic(err)
-	}
-	return n
-}
+var burstRange4, burstRange6 = testsupport.MustCIDR("10.128.0.0/14"), testsupport.MustCIDR("fd00:e2e:b::/48")
 
 // burstCIDRs returns Node i's pod CIDRs of the given families, written as
 // the API server wants them (canonical).

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/test/framework/nodesim"
 )
 
@@ -78,7 +79,7 @@ func assertSeedTable20(t *testing.T, n *nodesim.Host) {
 
 func TestAgentProgramsSeedClusterOnWorker1(t *testing.T) {
 	n := nodesim.NewHost(t)
-	client := fake.NewSimpleClientset(nodesim.SeedNodes()...)
+	client := fake.NewSimpleClientset(nodesim.ClusterNodes()...)
 	n.StartAgent(t, client, time.Minute)
 
 	// Table 20 is worker1's on the example cluster, byte for byte.
@@ -117,7 +118,7 @@ func TestAgentProgramsSeedClusterOnWorker1(t *testing.T) {
 // gone.
 func TestAgentRestartHasNoGap(t *testing.T) {
 	n := nodesim.NewHost(t)
-	client := fake.NewSimpleClientset(nodesim.DualStackNodes()...)
+	client := fake.NewSimpleClientset(nodesim.DualStackClusterNodes()...)
 	first := n.StartAgent(t, client, time.Minute)
 
 	type sample struct{ flows, routes string }
@@ -221,7 +222,7 @@ func resolveGateways(t *testing.T, n *nodesim.Host, gateways ...string) []string
 // help), and both route families are in place.
 func TestAgentProgramsDualStackCluster(t *testing.T) {
 	n := nodesim.NewHost(t)
-	client := fake.NewSimpleClientset(nodesim.DualStackNodes()...)
+	client := fake.NewSimpleClientset(nodesim.DualStackClusterNodes()...)
 	n.StartAgent(t, client, time.Minute)
 
 	assertSeedTable20(t, n)
@@ -269,7 +270,7 @@ func TestAgentProgramsDualStackCluster(t *testing.T) {
 func TestAgentProgramsSingleStackIPv6Cluster(t *testing.T) {
 	n := nodesim.NewHost(t)
 	client := fake.NewSimpleClientset(
-		nodesim.Node("master", "fd00:10:222::/64"), nodesim.Node("worker1", "fd00:10:222:1::/64"), nodesim.Node("worker2", "fd00:10:222:2::/64"))
+		testsupport.Node("master", "fd00:10:222::/64"), testsupport.Node("worker1", "fd00:10:222:1::/64"), testsupport.Node("worker2", "fd00:10:222:2::/64"))
 	n.StartAgent(t, client, time.Minute)
 	table20 := lines(must(t)(n.OVS.Ofctl("dump-flows", nodesim.Bridge, "table=20", "--no-stats")))
 	if strings.Join(table20, "\n") != strings.Join(seedTable20(t)[2:], "\n") {

@@ -27,7 +27,7 @@ func TestAgentAgainstRealAPIServer(t *testing.T) {
 	n := nodesim.NewHost(t)
 
 	ctx := context.Background()
-	for _, obj := range nodesim.SeedNodes() {
+	for _, obj := range nodesim.ClusterNodes() {
 		if _, err := api.AdminClient.CoreV1().Nodes().Create(ctx, obj.(*corev1.Node), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}

@@ -79,7 +79,7 @@ func assertNothingLeft(t *testing.T, n *nodesim.Host) {
 // the foreign route. The dry run before changes nothing.
 func TestCleanupOwnBridge(t *testing.T) {
 	n := nodesim.NewHost(t)
-	a := n.StartAgent(t, fake.NewSimpleClientset(nodesim.DualStackNodes()...), time.Minute)
+	a := n.StartAgent(t, fake.NewSimpleClientset(nodesim.DualStackClusterNodes()...), time.Minute)
 	a.Stop()
 	foreignState(t, n)
 	foreignFlows(t, n)
@@ -139,7 +139,7 @@ func TestCleanupForeignBridge(t *testing.T) {
 			if foreignPort {
 				must(t)(n.OVS.Vsctl("add-port", nodesim.Bridge, nodesim.GatewayInterface, "--", "set", "interface", nodesim.GatewayInterface, "type=internal"))
 			}
-			a := n.StartAgent(t, fake.NewSimpleClientset(nodesim.DualStackNodes()...), time.Minute)
+			a := n.StartAgent(t, fake.NewSimpleClientset(nodesim.DualStackClusterNodes()...), time.Minute)
 			a.Stop()
 			foreignState(t, n)
 			foreignFlows(t, n)
@@ -188,7 +188,7 @@ func TestCleanupForeignBridge(t *testing.T) {
 // cleanup changes nothing and says why.
 func TestCleanupRefusedWhileAgentRuns(t *testing.T) {
 	n := nodesim.NewHost(t)
-	n.StartAgent(t, fake.NewSimpleClientset(nodesim.SeedNodes()...), time.Minute)
+	n.StartAgent(t, fake.NewSimpleClientset(nodesim.ClusterNodes()...), time.Minute)
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {

@@ -24,7 +24,7 @@ const driftTimeout = 30 * time.Second
 // and the foreign ones are left alone.
 func TestAgentRepairsDrift(t *testing.T) {
 	n := nodesim.NewHost(t)
-	n.StartAgent(t, fake.NewSimpleClientset(nodesim.SeedNodes()...), time.Hour)
+	n.StartAgent(t, fake.NewSimpleClientset(nodesim.ClusterNodes()...), time.Hour)
 	assertSeedTable20(t, n)
 	routes := func() string {
 		out, _ := n.OVS.Exec("ip", "route", "show", "proto", "94")

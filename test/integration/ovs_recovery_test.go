@@ -71,7 +71,7 @@ func TestAgentRecoversFromOVSDisruption(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := nodesim.NewHost(t)
-			a := n.StartAgent(t, fake.NewSimpleClientset(nodesim.SeedNodes()...), recoveryResync)
+			a := n.StartAgent(t, fake.NewSimpleClientset(nodesim.ClusterNodes()...), recoveryResync)
 			assertSeedTable20(t, n)
 			wantRoutes := strings.Join([]string{
 				"10.222.0.0/24 via 10.222.0.1 proto 94 onlink",

@@ -191,7 +191,7 @@ func TestMetricsAndProbesOfSeedCluster(t *testing.T) {
 
 	// A failing netlink dump shows up as a route error of the periodic
 	// resync, and a lost connection on /healthz and the gauge.
-	routes.FailNext(errors.New("injected netlink failure"))
+	routes.InjectNext(errors.New("injected netlink failure"))
 	deadline := time.Now().Add(5 * time.Second)
 	for value(t, Scrape(t, base+"/metrics"), "noderoute_sync_errors_total", "sync", "resync", "kind", "routes") != 1 {
 		if time.Now().After(deadline) {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 	"github.com/noderoute/noderoute/pkg/route"
 )
@@ -63,7 +64,7 @@ func TestFullSyncIsOneFlowBatchThenRoutes(t *testing.T) {
 // retried alone and its claim does not block a later Node.
 func TestBatchWithAFailingNode(t *testing.T) {
 	routes := route.NewFake()
-	routes.SetError("10.128.5.0/24", errors.New("injected netlink failure"))
+	routes.Inject("10.128.5.0/24", errors.New("injected netlink failure"))
 	ctrl, _ := runLogged(t, routes, manyNodes(20)...)
 	if got := len(routes.Routes()); got != 19 {
 		t.Fatalf("%d routes after the full sync, want 19 (all but bench-5's)", got)
@@ -75,7 +76,7 @@ func TestBatchWithAFailingNode(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	routes.SetError("10.128.5.0/24", nil)
+	routes.Inject("10.128.5.0/24", nil)
 	for len(routes.Routes()) != 20 {
 		if time.Now().After(deadline.Add(5 * time.Second)) {
 			t.Fatalf("bench-5's route not installed after the failure cleared: %d routes", len(routes.Routes()))
@@ -84,7 +85,7 @@ func TestBatchWithAFailingNode(t *testing.T) {
 	}
 	ctrl.mu.Lock()
 	defer ctrl.mu.Unlock()
-	if owner, _, ok := ctrl.claims.overlapping(mustCIDR("10.128.5.0/24"), ""); !ok || owner != "bench-5" {
+	if owner, _, ok := ctrl.claims.overlapping(testsupport.MustCIDR("10.128.5.0/24"), ""); !ok || owner != "bench-5" {
 		t.Errorf("claim of 10.128.5.0/24 = %q %v, want bench-5's", owner, ok)
 	}
 }
@@ -158,10 +159,10 @@ func TestBlockedFailingNodeIsNotHotLooped(t *testing.T) {
 	})
 	env.eventually(t, []string{"a-first:10.128.0.1", "b-later:fd00:2::1"}, []string{"10.128.0.0/24 via 10.128.0.1", "fd00:2::/64 via fd00:2::1"})
 	// b-later's IPv6 route is gone, and cannot be added back.
-	if err := env.routes.DeleteRoute(mustCIDR("fd00:2::/64")); err != nil {
+	if err := env.routes.DeleteRoute(testsupport.MustCIDR("fd00:2::/64")); err != nil {
 		t.Fatal(err)
 	}
-	env.routes.SetError("fd00:2::/64", errors.New("injected: foreign route in the way"))
+	env.routes.Inject("fd00:2::/64", errors.New("injected: foreign route in the way"))
 	env.ctrl.mu.Lock()
 	delete(env.ctrl.installed, "b-later") // so that its sync adds the route again
 	env.ctrl.mu.Unlock()

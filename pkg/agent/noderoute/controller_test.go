@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 	"github.com/noderoute/noderoute/pkg/route"
 )
@@ -33,19 +34,8 @@ type testEnv struct {
 	ctrl   *Controller
 }
 
-func node(name string, cidrs ...string) *corev1.Node {
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: cidrs}}
-}
-
-// seedNodes are the three-Node example cluster: master 10.222.0.0/24,
-// worker1 (us) 10.222.1.0/24, worker2 10.222.2.0/24.
-func seedNodes() []*corev1.Node {
-	return []*corev1.Node{
-		node("master", "10.222.0.0/24"),
-		node("worker1", "10.222.1.0/24"),
-		node("worker2", "10.222.2.0/24"),
-	}
-}
+// node returns a Node object with the given pod CIDRs.
+var node = testsupport.Node
 
 // start runs a controller for worker1 over the given Nodes and kernel routes,
 // and waits for its first full sync.
@@ -131,18 +121,10 @@ func (e *testEnv) eventually(t *testing.T, wantFlows, wantRoutes []string) {
 	}
 }
 
-func mustCIDR(s string) *net.IPNet {
-	_, n, err := net.ParseCIDR(s)
-	if err != nil {
-		panic(err)
-	}
-	return n
-}
-
 var ctx = context.Background()
 
 func TestSeedClusterFromWorker1(t *testing.T) {
-	env := start(t, seedNodes())
+	env := start(t, testsupport.ClusterNodeObjects())
 	env.eventually(t,
 		[]string{"master:10.222.0.1", "worker2:10.222.2.1"},
 		[]string{"10.222.0.0/24 via 10.222.0.1", "10.222.2.0/24 via 10.222.2.1"})
@@ -152,7 +134,7 @@ func TestSeedClusterFromWorker1(t *testing.T) {
 }
 
 func TestNodeAddUpdateDelete(t *testing.T) {
-	env := start(t, seedNodes())
+	env := start(t, testsupport.ClusterNodeObjects())
 	nodes := env.client.CoreV1().Nodes()
 
 	if _, err := nodes.Create(ctx, node("worker3", "10.222.3.0/24"), metav1.CreateOptions{}); err != nil {
@@ -181,7 +163,7 @@ func TestNodeAddUpdateDelete(t *testing.T) {
 
 // A delete whose final state the informer missed arrives as a tombstone.
 func TestDeleteTombstone(t *testing.T) {
-	env := start(t, seedNodes())
+	env := start(t, testsupport.ClusterNodeObjects())
 	env.eventually(t,
 		[]string{"master:10.222.0.1", "worker2:10.222.2.1"},
 		[]string{"10.222.0.0/24 via 10.222.0.1", "10.222.2.0/24 via 10.222.2.1"})
@@ -275,9 +257,9 @@ func TestOverlappingCIDRs(t *testing.T) {
 // Routes of ours that no Node wants (left by an earlier run) are removed at
 // start; wanted ones already there are kept without a netlink call.
 func TestStartRemovesUnwantedRoutesAndKeepsWanted(t *testing.T) {
-	env := start(t, seedNodes(),
-		route.Route{Dst: mustCIDR("10.222.7.0/24"), Gateway: net.ParseIP("10.222.7.1")},
-		route.Route{Dst: mustCIDR("10.222.2.0/24"), Gateway: net.ParseIP("10.222.2.1")},
+	env := start(t, testsupport.ClusterNodeObjects(),
+		route.Route{Dst: testsupport.MustCIDR("10.222.7.0/24"), Gateway: net.ParseIP("10.222.7.1")},
+		route.Route{Dst: testsupport.MustCIDR("10.222.2.0/24"), Gateway: net.ParseIP("10.222.2.1")},
 	)
 	env.eventually(t,
 		[]string{"master:10.222.0.1", "worker2:10.222.2.1"},
@@ -289,11 +271,11 @@ func TestStartRemovesUnwantedRoutesAndKeepsWanted(t *testing.T) {
 
 // A route deleted by hand is put back by the periodic reconciliation.
 func TestReconcileRestoresDeletedRoute(t *testing.T) {
-	env := start(t, seedNodes())
+	env := start(t, testsupport.ClusterNodeObjects())
 	env.eventually(t,
 		[]string{"master:10.222.0.1", "worker2:10.222.2.1"},
 		[]string{"10.222.0.0/24 via 10.222.0.1", "10.222.2.0/24 via 10.222.2.1"})
-	if err := env.routes.DeleteRoute(mustCIDR("10.222.2.0/24")); err != nil {
+	if err := env.routes.DeleteRoute(testsupport.MustCIDR("10.222.2.0/24")); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := env.ctrl.reconcileRoutes(); err != nil {
@@ -306,8 +288,8 @@ func TestReconcileRestoresDeletedRoute(t *testing.T) {
 
 // A failing data plane is retried through the rate-limited queue.
 func TestFailedSyncIsRetried(t *testing.T) {
-	env := start(t, seedNodes())
-	env.routes.SetError("10.222.3.0/24", errors.New("injected netlink failure"))
+	env := start(t, testsupport.ClusterNodeObjects())
+	env.routes.Inject("10.222.3.0/24", errors.New("injected netlink failure"))
 	if _, err := env.client.CoreV1().Nodes().Create(ctx, node("worker3", "10.222.3.0/24"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +300,7 @@ func TestFailedSyncIsRetried(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	env.routes.SetError("10.222.3.0/24", nil)
+	env.routes.Inject("10.222.3.0/24", nil)
 	env.eventually(t,
 		[]string{"master:10.222.0.1", "worker2:10.222.2.1", "worker3:10.222.3.1"},
 		[]string{"10.222.0.0/24 via 10.222.0.1", "10.222.2.0/24 via 10.222.2.1", "10.222.3.0/24 via 10.222.3.1"})

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/pkg/agent/apiserver"
 	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 	"github.com/noderoute/noderoute/pkg/route"
@@ -20,7 +21,7 @@ import (
 
 func TestStateAndStatsOfSeedCluster(t *testing.T) {
 	rec := &recorder{}
-	env := startWith(t, seedNodes(), rec)
+	env := startWith(t, testsupport.ClusterNodeObjects(), rec)
 	st := env.ctrl.State()
 	want := apiserver.ControllerState{
 		LocalNode:     "worker1",
@@ -86,7 +87,7 @@ func TestStateShowsIgnoredCIDRsAndPendingSyncs(t *testing.T) {
 
 	// A Node whose route cannot be installed is desired, not installed,
 	// and its failures are counted as route errors.
-	env.routes.SetError("10.222.3.0/24", errors.New("injected netlink failure"))
+	env.routes.Inject("10.222.3.0/24", errors.New("injected netlink failure"))
 	if _, err := env.client.CoreV1().Nodes().Create(ctx, node("worker3", "10.222.3.0/24"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func (r *blockingRoutes) EnsureRoute(dst *net.IPNet, gw net.IP) error {
 // and show the state from before that batch.
 func TestStateAndStatsDoNotWaitForABlockedSync(t *testing.T) {
 	var objs []runtime.Object
-	for _, n := range seedNodes() {
+	for _, n := range testsupport.ClusterNodeObjects() {
 		objs = append(objs, n)
 	}
 	client := fake.NewSimpleClientset(objs...)

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"net"
 	"testing"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 func subnets(cidrs ...string) []podSubnet {
 	var out []podSubnet
 	for _, c := range cidrs {
-		n := mustCIDR(c)
+		n := testsupport.MustCIDR(c)
 		out = append(out, podSubnet{CIDR: n, Gateway: GatewayIP(n)})
 	}
 	return out
@@ -39,7 +41,7 @@ func TestSubnetIndexOverlapping(t *testing.T) {
 		{"::ffff:10.1.0.0/120", "", "a", "10.1.0.0/24"}, // IPv4-mapped spelling of 10.1.0.0/24
 	}
 	for _, tc := range cases {
-		owner, claim, ok := x.overlapping(mustCIDR(tc.cidr), tc.except)
+		owner, claim, ok := x.overlapping(testsupport.MustCIDR(tc.cidr), tc.except)
 		if tc.wantOwner == "?" {
 			if !ok {
 				t.Errorf("overlapping(%s) found nothing, want some claim", tc.cidr)
@@ -63,14 +65,14 @@ func TestSubnetIndexSetReplacesAndClears(t *testing.T) {
 	x := newSubnetIndex()
 	x.set("a", subnets("10.1.0.0/24"))
 	x.set("a", subnets("10.9.0.0/24"))
-	if _, _, ok := x.overlapping(mustCIDR("10.1.0.0/24"), ""); ok {
+	if _, _, ok := x.overlapping(testsupport.MustCIDR("10.1.0.0/24"), ""); ok {
 		t.Error("old claim of a still found after set replaced it")
 	}
-	if owner, _, ok := x.overlapping(mustCIDR("10.9.0.0/25"), ""); !ok || owner != "a" {
+	if owner, _, ok := x.overlapping(testsupport.MustCIDR("10.9.0.0/25"), ""); !ok || owner != "a" {
 		t.Errorf("new claim of a not found: %q %v", owner, ok)
 	}
 	x.set("a", nil)
-	if _, _, ok := x.overlapping(mustCIDR("10.0.0.0/8"), ""); ok {
+	if _, _, ok := x.overlapping(testsupport.MustCIDR("10.0.0.0/8"), ""); ok {
 		t.Error("claim found after set(a, nil)")
 	}
 	if len(x.owner)+len(x.byOwner)+len(x.byLen) != 0 {
@@ -80,7 +82,7 @@ func TestSubnetIndexSetReplacesAndClears(t *testing.T) {
 	x.set("a", subnets("10.5.0.0/24"))
 	x.set("b", subnets("10.5.0.0/24"))
 	x.set("a", nil)
-	if owner, _, ok := x.overlapping(mustCIDR("10.5.0.0/24"), ""); !ok || owner != "b" {
+	if owner, _, ok := x.overlapping(testsupport.MustCIDR("10.5.0.0/24"), ""); !ok || owner != "b" {
 		t.Errorf("b's claim lost when a was cleared: %q %v", owner, ok)
 	}
 }
@@ -91,7 +93,7 @@ func TestSubnetIndexSetReplacesAndClears(t *testing.T) {
 func BenchmarkSubnetIndex5000(b *testing.B) {
 	cidrs := make([]*net.IPNet, 5000)
 	for i := range cidrs {
-		cidrs[i] = mustCIDR(fmt.Sprintf("10.%d.%d.0/24", 128+i/256, i%256))
+		cidrs[i] = testsupport.MustCIDR(fmt.Sprintf("10.%d.%d.0/24", 128+i/256, i%256))
 	}
 	for b.Loop() {
 		x := newSubnetIndex()

@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
 
 // syncCounter counts node syncs.
@@ -61,7 +63,7 @@ func TestRoutingFieldsChanged(t *testing.T) {
 // the CIDR change: the queue would fold one Node's keys into one sync.
 func TestStatusUpdatesCauseNoSync(t *testing.T) {
 	counter := &syncCounter{}
-	env := startWith(t, seedNodes(), counter)
+	env := startWith(t, testsupport.ClusterNodeObjects(), counter)
 	ctx := context.Background()
 	// The informer's initial adds are still queued after the first full
 	// sync: let them be processed first.

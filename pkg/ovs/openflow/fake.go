@@ -4,19 +4,23 @@ import (
 	"net"
 	"sort"
 	"sync"
+
+	"github.com/noderoute/noderoute/internal/faults"
 )
 
 // Fake is an in-memory Client for unit tests. It records the flows a real
-// bridge would hold, per remote Node, and can be told to fail.
+// bridge would hold, per remote Node, and can be told to fail:
+// Inject(op, err) makes the calls of op ("Initialize", "InstallFlows",
+// which InstallNodeFlows and UninstallNodeFlows use, "DeleteStaleFlows",
+// or faults.Any for all three) fail with err, without effect.
 type Fake struct {
+	faults.Set
 	mu sync.Mutex
 	// Round is the round of the last Initialize.
 	Round uint16
 	// StaleDeleted counts DeleteStaleFlows calls.
 	StaleDeleted int
-	// Err, when set, is returned by every call that changes flows.
-	Err   error
-	nodes map[string][]string
+	nodes        map[string][]string
 }
 
 var _ Client = (*Fake)(nil)
@@ -29,8 +33,8 @@ func NewFake() *Fake {
 func (f *Fake) Initialize(round uint16) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.Err != nil {
-		return f.Err
+	if err := f.Injected("Initialize"); err != nil {
+		return err
 	}
 	f.Round = round
 	return nil
@@ -43,8 +47,8 @@ func (f *Fake) InstallNodeFlows(nodeName string, gateways []net.IP) error {
 func (f *Fake) InstallFlows(nodes map[string][]net.IP) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.Err != nil {
-		return f.Err
+	if err := f.Injected("InstallFlows"); err != nil {
+		return err
 	}
 	for nodeName, gateways := range nodes {
 		var gws []string
@@ -72,8 +76,8 @@ func (f *Fake) UninstallNodeFlows(nodeName string) error {
 func (f *Fake) DeleteStaleFlows() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.Err != nil {
-		return f.Err
+	if err := f.Injected("DeleteStaleFlows"); err != nil {
+		return err
 	}
 	f.StaleDeleted++
 	return nil
@@ -91,11 +95,4 @@ func (f *Fake) NodeFlows() map[string][]string {
 		out[n] = append([]string(nil), gws...)
 	}
 	return out
-}
-
-// SetErr makes every later call fail with err (nil to stop failing).
-func (f *Fake) SetErr(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.Err = err
 }

@@ -5,15 +5,19 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/noderoute/noderoute/internal/faults"
 	"github.com/noderoute/noderoute/pkg/ovs/openflow"
 )
 
 // Fake is an in-memory Interface for unit tests. It behaves like Client on
 // the happy path (NextFlowRound needs the bridge to exist, rounds wrap as in
-// openflow.NextRound) and can be told to fail. Its exported fields may be
+// openflow.NextRound) and can be told to fail: Inject(op, err) makes the
+// calls of op ("EnsureBridge", "NextFlowRound", or faults.Any for both)
+// return err and change nothing. Its exported fields may be
 // set before use and inspected after; while other goroutines may call it,
 // access them between Lock and Unlock.
 type Fake struct {
+	faults.Set
 	mu sync.Mutex
 
 	// Bridges are the bridges ensured so far, by name.
@@ -26,11 +30,6 @@ type Fake struct {
 	EnsureBridgeCalls int
 	// Closed is set by Close.
 	Closed bool
-
-	// EnsureBridgeErr and NextFlowRoundErr, when set, are returned by
-	// the corresponding method, which then changes nothing.
-	EnsureBridgeErr  error
-	NextFlowRoundErr error
 }
 
 var _ Interface = (*Fake)(nil)
@@ -51,8 +50,8 @@ func (f *Fake) EnsureBridge(_ context.Context, cfg BridgeConfig) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.EnsureBridgeCalls++
-	if f.EnsureBridgeErr != nil {
-		return f.EnsureBridgeErr
+	if err := f.Injected("EnsureBridge"); err != nil {
+		return err
 	}
 	if cfg.Name == "" || cfg.GatewayPort == "" {
 		return fmt.Errorf("invalid bridge config %+v: bridge and gateway port names are required", cfg)
@@ -74,8 +73,8 @@ func (f *Fake) EnsureBridge(_ context.Context, cfg BridgeConfig) error {
 func (f *Fake) NextFlowRound(_ context.Context, bridge string) (uint16, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.NextFlowRoundErr != nil {
-		return 0, f.NextFlowRoundErr
+	if err := f.Injected("NextFlowRound"); err != nil {
+		return 0, err
 	}
 	if _, ok := f.Bridges[bridge]; !ok {
 		return 0, fmt.Errorf("reading flow round: bridge %s not found", bridge)

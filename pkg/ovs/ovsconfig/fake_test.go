@@ -29,7 +29,7 @@ func TestFake(t *testing.T) {
 	}
 
 	boom := errors.New("boom")
-	f.EnsureBridgeErr = boom
+	f.Inject("EnsureBridge", boom)
 	if err := f.EnsureBridge(ctx, testCfg); !errors.Is(err, boom) {
 		t.Errorf("EnsureBridge with injected error: got %v", err)
 	}

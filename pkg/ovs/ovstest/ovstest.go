@@ -28,13 +28,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/pkg/ovs/ovsdaemon"
 )
-
-// RequireEnv is the environment variable that turns "OVS is not installed"
-// from a skip into a failure, so that CI cannot silently pass without running
-// the integration tests.
-const RequireEnv = "NODEROUTE_REQUIRE_INTEGRATION"
 
 const (
 	// stopTimeout bounds the graceful stop before SIGKILL.
@@ -60,10 +56,10 @@ type Instance struct {
 	t   testing.TB
 	ovs *ovsdaemon.Instance
 
-	mu       sync.Mutex
-	dbProc   *daemon
-	vsdProc  *daemon
-	nsExists bool
+	mu      sync.Mutex
+	dbProc  *daemon
+	vsdProc *daemon
+	ns      *testsupport.NetNS
 }
 
 // daemon is a child process we started and must reap: the daemons are not
@@ -79,7 +75,7 @@ type daemon struct {
 
 // Start starts an instance and registers its cleanup with t. It skips the
 // test under -short (unit tests only), when not root, and when OVS is not
-// installed unless RequireEnv=1.
+// installed unless testsupport.RequireIntegrationEnv=1.
 func Start(t testing.TB) *Instance {
 	t.Helper()
 	if testing.Short() {
@@ -91,11 +87,10 @@ func Start(t testing.TB) *Instance {
 	runDir := t.TempDir()
 	ovs, err := ovsdaemon.New(runDir)
 	if err != nil {
-		msg := fmt.Sprintf("integration test needs Open vSwitch (apt-get install openvswitch-switch): %v", err)
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatal(msg)
+		if testsupport.IntegrationRequired() {
+			t.Fatalf("integration test needs Open vSwitch (apt-get install openvswitch-switch): %v", err)
 		}
-		t.Skip(msg)
+		t.Skipf("integration test needs Open vSwitch (apt-get install openvswitch-switch): %v", err)
 	}
 
 	if len(runDir) > maxRunDirLen {
@@ -126,11 +121,12 @@ func Start(t testing.TB) *Instance {
 }
 
 func (i *Instance) start() error {
-	if _, err := i.ovs.Run("ip", "netns", "add", i.NetNS); err != nil {
-		return fmt.Errorf("creating netns %s: %w", i.NetNS, err)
+	ns, err := testsupport.CreateNetNS(i.NetNS)
+	if err != nil {
+		return err
 	}
 	i.mu.Lock()
-	i.nsExists = true
+	i.ns = ns
 	i.mu.Unlock()
 	if _, err := i.Exec("ip", "link", "set", "lo", "up"); err != nil {
 		return fmt.Errorf("bringing lo up in netns %s: %w", i.NetNS, err)
@@ -312,8 +308,8 @@ func (d *daemon) stop() error {
 // error, and leftovers here do not affect other instances.
 func (i *Instance) cleanup() {
 	i.mu.Lock()
-	vsd, db, ns := i.vsdProc, i.dbProc, i.nsExists
-	i.vsdProc, i.dbProc, i.nsExists = nil, nil, false
+	vsd, db, ns := i.vsdProc, i.dbProc, i.ns
+	i.vsdProc, i.dbProc, i.ns = nil, nil, nil
 	i.mu.Unlock()
 	if i.t.Failed() {
 		for _, log := range []string{"ovs-vswitchd.log", "ovsdb-server.log"} {
@@ -328,8 +324,8 @@ func (i *Instance) cleanup() {
 			i.t.Logf("ovstest cleanup: %v", err)
 		}
 	}
-	if ns {
-		if _, err := i.ovs.Run("ip", "netns", "delete", i.NetNS); err != nil {
+	if ns != nil {
+		if err := ns.Delete(); err != nil {
 			i.t.Logf("ovstest cleanup: %v", err)
 		}
 	}

@@ -44,13 +44,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/test/framework/localcluster"
 )
 
 const (
-	// EnvRequireIntegration, when "1", turns "binaries missing" from a skip
-	// into a test failure (for CI jobs that must run the integration tests).
-	EnvRequireIntegration = "NODEROUTE_REQUIRE_INTEGRATION"
 	// EnvBinDir overrides the default binary directory (<repo>/_output/bin).
 	EnvBinDir = "NODEROUTE_K8S_BIN_DIR"
 
@@ -151,11 +149,11 @@ func Start(t testing.TB, opts Options) *Cluster {
 	binDir := resolveBinDir(t, opts.BinDir)
 	for _, name := range []string{"etcd", "kube-apiserver"} {
 		if st, err := os.Stat(filepath.Join(binDir, name)); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-			skipOrFatal(t, "localapi: %s not found in %s; %s", name, binDir, buildHint)
+			testsupport.SkipOrFatal(t, "localapi: %s not found in %s; %s", name, binDir, buildHint)
 		}
 	}
 	if msg := checkVersions(binDir); msg != "" {
-		skipOrFatal(t, "localapi: %s; %s", msg, buildHint)
+		testsupport.SkipOrFatal(t, "localapi: %s; %s", msg, buildHint)
 	}
 
 	dir := t.TempDir()
@@ -544,12 +542,4 @@ func EtcdEnv() []string {
 		}
 	}
 	return env
-}
-
-func skipOrFatal(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv(EnvRequireIntegration) == "1" {
-		t.Fatalf(format+" (%s=1, so this is a failure)", append(args, EnvRequireIntegration)...)
-	}
-	t.Skipf(format, args...)
 }

@@ -7,39 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/noderoute/noderoute/internal/testsupport"
 )
-
-const modulePath = "github.com/noderoute/noderoute"
-
-// repoRoot walks up from the working directory to the directory holding
-// noderoute's go.mod (or, failing that, the first go.mod found).
-func repoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	first := ""
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil {
-			if first == "" {
-				first = dir
-			}
-			for _, l := range strings.Split(string(data), "\n") {
-				if f := strings.Fields(l); len(f) == 2 && f[0] == "module" && strings.Trim(f[1], `"`) == modulePath {
-					return dir, nil
-				}
-			}
-		}
-		if parent := filepath.Dir(dir); parent == dir {
-			break
-		}
-	}
-	if first != "" {
-		return first, nil
-	}
-	return "", fmt.Errorf("no go.mod found above %s", wd)
-}
 
 func resolveBinDir(t testing.TB, dir string) string {
 	t.Helper()
@@ -47,9 +17,9 @@ func resolveBinDir(t testing.TB, dir string) string {
 		dir = os.Getenv(EnvBinDir)
 	}
 	if dir == "" {
-		root, err := repoRoot()
+		root, err := testsupport.FindRepoRoot()
 		if err != nil {
-			skipOrFatal(t, "localapi: cannot find the repository root to locate _output/bin (%v); set Options.BinDir or $%s", err, EnvBinDir)
+			testsupport.SkipOrFatal(t, "localapi: cannot find the repository root to locate _output/bin (%v); set Options.BinDir or $%s", err, EnvBinDir)
 		}
 		dir = filepath.Join(root, "_output", "bin")
 	}
@@ -64,7 +34,7 @@ func resolveBinDir(t testing.TB, dir string) string {
 // (<binDir>/.versions) with hack/versions.env. It returns "" when they agree
 // or when either file is not available (binaries from elsewhere).
 func checkVersions(binDir string) string {
-	root, err := repoRoot()
+	root, err := testsupport.FindRepoRoot()
 	if err != nil {
 		return ""
 	}

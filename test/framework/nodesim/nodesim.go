@@ -15,12 +15,12 @@ import (
 
 	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/util/watchlist"
 
+	"github.com/noderoute/noderoute/internal/testsupport"
 	"github.com/noderoute/noderoute/pkg/agent"
 	"github.com/noderoute/noderoute/pkg/agent/config"
 	"github.com/noderoute/noderoute/pkg/agent/noderoute"
@@ -34,32 +34,29 @@ const (
 	// Bridge and GatewayInterface are the agent's defaults.
 	Bridge           = "br-int"
 	GatewayInterface = "antrea-gw0"
-	// LocalNode is the node the simulated agent runs for: worker1 of the
-	// three-Node example cluster.
-	LocalNode = "worker1"
+	// LocalNode is the node the simulated agent runs for: worker1 of
+	// the three-Node cluster, so its routes go to master and worker2.
+	LocalNode = testsupport.LocalNode
 )
 
 // VirtualMAC is the agent's default virtual MAC.
 var VirtualMAC, _ = net.ParseMAC("aa:bb:cc:dd:ee:ff")
 
-// Node returns a Node object with the given pod CIDRs.
-func Node(name string, cidrs ...string) *corev1.Node {
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: cidrs}}
+// ClusterNodes are the three-Node cluster's Nodes (master, worker1,
+// worker2; IPv4 pod CIDRs), as objects for a fake clientset.
+func ClusterNodes() []runtime.Object { return objects(testsupport.ClusterNodeObjects()) }
+
+// DualStackClusterNodes are ClusterNodes with an IPv6 pod CIDR each.
+func DualStackClusterNodes() []runtime.Object {
+	return objects(testsupport.DualStackClusterNodeObjects())
 }
 
-// SeedNodes are the three-Node example cluster: master 10.222.0.0/24,
-// worker1 10.222.1.0/24, worker2 10.222.2.0/24.
-func SeedNodes() []runtime.Object {
-	return []runtime.Object{Node("master", "10.222.0.0/24"), Node("worker1", "10.222.1.0/24"), Node("worker2", "10.222.2.0/24")}
-}
-
-// DualStackNodes are the Nodes of SeedNodes with an IPv6 pod CIDR each.
-func DualStackNodes() []runtime.Object {
-	return []runtime.Object{
-		Node("master", "10.222.0.0/24", "fd00:10:222::/64"),
-		Node("worker1", "10.222.1.0/24", "fd00:10:222:1::/64"),
-		Node("worker2", "10.222.2.0/24", "fd00:10:222:2::/64"),
+func objects(nodes []*corev1.Node) []runtime.Object {
+	objs := make([]runtime.Object, 0, len(nodes))
+	for _, n := range nodes {
+		objs = append(objs, n)
 	}
+	return objs
 }
 
 // Host is a simulated node: its OVS instance and its network namespace.
